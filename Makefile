@@ -1,0 +1,33 @@
+# Two commands for a fresh machine: `make demo` and `make test`. Each builds .venv itself.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# Stamp files: reinstall only when pyproject.toml changes.
+$(VENV)/.demo: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+# libtpu (the tpu extra) lets the tests AOT-compile for TPU topologies on a CPU-only machine.
+$(VENV)/.test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[test,tpu]'
+	touch $@ $(VENV)/.demo
+
+demo: $(VENV)/.demo
+	$(BIN)/mixlaws count -o model.d_model=1024 -o model.n_layers=16 -o moe.expansion_rate=32 -o train.tokens=16e9
+
+lint: $(VENV)/.test
+	$(BIN)/ruff check mixlaws experiments launch tests
+	$(BIN)/ruff format --check mixlaws experiments launch tests
+
+test: lint
+	$(BIN)/python -m pytest -n 2 -q
+
+clean:
+	rm -rf $(VENV) runs

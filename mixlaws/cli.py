@@ -1,0 +1,121 @@
+"""The `mixlaws` command: subcommands parse their arguments and call library functions."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from mixlaws import config as config_lib
+
+
+def _fail(error: Exception) -> None:
+  """One line on stderr and exit 2: the error names the field or file and the reason."""
+  click.echo(f"error: {error}", err=True)
+  sys.exit(2)
+
+
+def config_options(fn):
+  """--config FILE and repeatable -o section.field=value, shared by every config-taking command."""
+  fn = click.option(
+    "-o",
+    "--override",
+    "overrides",
+    multiple=True,
+    metavar="SECTION.FIELD=VALUE",
+    help="Override one config field, type-checked against its declaration (repeatable).",
+  )(fn)
+  fn = click.option(
+    "--config",
+    "config_path",
+    metavar="FILE",
+    help="Config file: a Python file with get_config(), a config JSON, or a run dir.",
+  )(fn)
+  return fn
+
+
+def load_config(config_path: str | None, overrides: tuple[str, ...]) -> config_lib.Config:
+  base = config_lib.load_file(config_path) if config_path else config_lib.base_config()
+  return config_lib.resolve(config_lib.apply_overrides(base, overrides))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def main() -> None:
+  """mixlaws: measure scaling laws of dense and Mixture-of-Experts language models."""
+
+
+@main.group("config")
+def config_group() -> None:
+  """Inspect run configs."""
+
+
+@config_group.command("show")
+@config_options
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def config_show(config_path, overrides, fmt) -> None:
+  """Print the resolved config (derived fields filled, every value validated)."""
+  try:
+    cfg = load_config(config_path, overrides)
+  except ValueError as e:
+    _fail(e)
+  if fmt == "json":
+    click.echo(json.dumps(cfg.to_dict(), indent=2))
+    return
+  for section, fields in cfg.to_dict().items():
+    click.echo(f"{section}:")
+    for name, value in fields.items():
+      click.echo(f"  {name}: {value!r}")
+
+
+@main.command("count")
+@config_options
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def count(config_path, overrides, fmt) -> None:
+  """Print parameter counts by component and the N, N_act and FLOPs under every convention."""
+  from mixlaws import console, counting
+
+  try:
+    cfg = load_config(config_path, overrides)
+  except ValueError as e:
+    _fail(e)
+  counts = counting.run_counts(cfg)
+  if fmt == "json":
+    click.echo(json.dumps(counts.to_dict(), indent=2))
+    return
+  p = counts.params
+  rows = [
+    [name, f"{int(value):,}", console.human(value)]
+    for name, value in (
+      ("embedding", p.embedding),
+      ("unembedding", p.unembedding),
+      ("attention", p.attention),
+      ("ffn / experts", p.ffn),
+      ("router", p.router),
+      ("norms", p.norms),
+      ("total", p.total),
+      ("active", p.active),
+      ("non-embedding", p.non_embedding),
+      ("active non-embedding", p.active_non_embedding),
+    )
+  ]
+  console.print_table("parameters", ["component", "count", ""], rows)
+  rows = [
+    [
+      c.convention,
+      console.human(c.params),
+      console.human(c.active_params),
+      f"{c.flops_per_token:.4g}",
+      f"{counts.flops(c.convention):.4g}",
+    ]
+    for c in counts.conventions.values()
+  ]
+  console.print_table(
+    f"conventions ({console.human(counts.tokens)} tokens, {counts.steps:,} steps)",
+    ["convention", "N", "N_act", "FLOPs/token", "training FLOPs"],
+    rows,
+  )
+
+
+if __name__ == "__main__":
+  main()
