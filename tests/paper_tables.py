@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import pathlib
 
-DATA = pathlib.Path(__file__).parent / "data"
+DATA = pathlib.Path(__file__).parent / "oracles"
 
 
 def read(name: str) -> list[dict[str, str]]:

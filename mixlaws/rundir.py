@@ -1,0 +1,142 @@
+"""The run-dir contract (DESIGN.md): one place that knows the paths and file formats.
+
+    <root>/<study>/<run_id>/
+      config.json    {"study", "run_id", "config": resolved config, "counts": counting columns}; written once
+      status.json    {"state", "step", "attempt", "updated_at", "host", "error"}
+      metrics/<first_step:09d>-<last_step:09d>-a<attempt>.jsonl   immutable chunks (GCS cannot append)
+      checkpoints/   orbax CheckpointManager
+      events/        TensorBoard (optional)
+
+Paths go through etils.epath, so a root may be local or gs://.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import time
+from typing import Any
+
+from etils import epath
+
+STATES = ("pending", "running", "done", "failed", "preempted")
+CHUNK_NAME = re.compile(r"^(\d{9})-(\d{9})-a(\d+)\.jsonl$")
+
+
+def chunk_name(first_step: int, last_step: int, attempt: int) -> str:
+  return f"{first_step:09d}-{last_step:09d}-a{attempt}.jsonl"
+
+
+def parse_chunk_name(name: str) -> tuple[int, int, int] | None:
+  """(first_step, last_step, attempt) of a metrics chunk file name; None for other files."""
+  match = CHUNK_NAME.match(name)
+  return tuple(int(g) for g in match.groups()) if match else None
+
+
+class RunDir:
+  """One run's directory."""
+
+  def __init__(self, path: str | os.PathLike | epath.Path):
+    self.path = epath.Path(path)
+
+  def __repr__(self) -> str:
+    return f"RunDir({os.fspath(self.path)!r})"
+
+  @property
+  def config_path(self) -> epath.Path:
+    return self.path / "config.json"
+
+  @property
+  def status_path(self) -> epath.Path:
+    return self.path / "status.json"
+
+  @property
+  def metrics_dir(self) -> epath.Path:
+    return self.path / "metrics"
+
+  @property
+  def checkpoints_dir(self) -> epath.Path:
+    return self.path / "checkpoints"
+
+  @property
+  def events_dir(self) -> epath.Path:
+    return self.path / "events"
+
+  # config.json -------------------------------------------------------------------------------
+
+  def write_config(self, record: dict[str, Any]) -> bool:
+    """Writes config.json once. Returns False when an identical one exists; raises when it differs."""
+    text = json.dumps(record, indent=2, sort_keys=True) + "\n"
+    if self.config_path.exists():
+      if json.loads(self.config_path.read_text()) != json.loads(text):
+        raise ValueError(f"{self.config_path}: exists with a different config; a run dir's config is written once")
+      return False
+    self.path.mkdir(parents=True, exist_ok=True)
+    _atomic_write(self.config_path, text)
+    return True
+
+  def read_config(self) -> dict[str, Any]:
+    if not self.config_path.exists():
+      raise ValueError(f"{self.path}: run dir has no config.json")
+    try:
+      return json.loads(self.config_path.read_text())
+    except json.JSONDecodeError as e:
+      raise ValueError(f"{self.config_path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+
+  # status.json -------------------------------------------------------------------------------
+
+  def read_status(self) -> dict[str, Any] | None:
+    """The status record, or None when the run has none yet."""
+    if not self.status_path.exists():
+      return None
+    try:
+      return json.loads(self.status_path.read_text())
+    except json.JSONDecodeError as e:
+      raise ValueError(f"{self.status_path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+
+  def write_status(self, state: str, *, step: int = 0, attempt: int = 0, error: str | None = None) -> dict[str, Any]:
+    """Replaces status.json in one write; `updated_at` (epoch seconds) doubles as the heartbeat."""
+    if state not in STATES:
+      raise ValueError(f"status.state: unknown {state!r}; expected one of {', '.join(STATES)}")
+    record = {
+      "state": state,
+      "step": int(step),
+      "attempt": int(attempt),
+      "updated_at": time.time(),
+      "host": socket.gethostname(),
+      "error": error,
+    }
+    self.path.mkdir(parents=True, exist_ok=True)
+    _atomic_write(self.status_path, json.dumps(record) + "\n")
+    return record
+
+  # metrics/ ----------------------------------------------------------------------------------
+
+  def write_metrics(self, records: list[dict[str, Any]], attempt: int) -> epath.Path | None:
+    """Writes one immutable chunk holding `records` (each with a "step"); None when empty."""
+    if not records:
+      return None
+    steps = [int(r["step"]) for r in records]
+    self.metrics_dir.mkdir(parents=True, exist_ok=True)
+    path = self.metrics_dir / chunk_name(min(steps), max(steps), attempt)
+    _atomic_write(path, "".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+  def metric_chunks(self) -> list[epath.Path]:
+    """Chunk files in (first_step, attempt) order; other files are ignored."""
+    if not self.metrics_dir.exists():
+      return []
+    chunks = [p for p in self.metrics_dir.iterdir() if parse_chunk_name(p.name)]
+    return sorted(chunks, key=lambda p: (parse_chunk_name(p.name)[0], parse_chunk_name(p.name)[2], p.name))
+
+
+def _atomic_write(path: epath.Path, text: str) -> None:
+  """Readers never see a half-written file: write beside it, then rename (a GCS write is atomic)."""
+  if os.fspath(path).startswith("gs://"):
+    path.write_text(text)
+    return
+  tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
+  tmp.write_text(text)
+  os.replace(os.fspath(tmp), os.fspath(path))
