@@ -117,5 +117,56 @@ def count(config_path, overrides, fmt) -> None:
   )
 
 
+EXIT_CODES = {"done": 0, "failed": 1, "preempted": 75}  # 75 = EX_TEMPFAIL: rerun the same command to resume
+
+
+@main.command("train")
+@click.argument("target", metavar="RUN_DIR_OR_CONFIG")
+@click.option("-o", "--override", "overrides", multiple=True, metavar="SECTION.FIELD=VALUE",
+              help="Override one config field (only when TARGET is a config file).")  # fmt: skip
+@click.option("--root", default="./runs", show_default=True, help="Run root for a config file's run dir.")
+@click.option("--quiet", is_flag=True, help="No parameter table or progress bar.")
+def train_command(target, overrides, root, quiet) -> None:
+  """Train one run: a run dir (resumes from its latest checkpoint) or a config file (new run dir)."""
+  import os
+
+  from mixlaws import train
+
+  try:
+    is_run_dir = os.path.isdir(target)
+    if is_run_dir and overrides:
+      raise ValueError(f"{target}: a run dir's config is fixed; override a config file instead")
+    cfg = config_lib.resolve(config_lib.apply_overrides(config_lib.load_file(target), overrides))
+    run_dir = target if is_run_dir else os.path.join(root, "adhoc", f"adhoc-{config_lib.config_hash(cfg)[:8]}")
+    if not is_run_dir:
+      click.echo(f"run dir: {run_dir}")
+    state = train.train(cfg, run_dir, progress=not quiet)
+  except ValueError as e:
+    _fail(e)
+  click.echo(f"{run_dir}: {state}")
+  sys.exit(EXIT_CODES[state])
+
+
+@main.command("preflight")
+@click.argument("config_path", metavar="RUN_DIR_OR_CONFIG")
+@click.option("-o", "--override", "overrides", multiple=True, metavar="SECTION.FIELD=VALUE",
+              help="Override one config field (repeatable).")  # fmt: skip
+@click.option("--topology", help="TPU topology to compile for, e.g. v5p:4x4x4 (needs the tpu extra, no TPU).")
+@click.option("--devices", "n_devices", type=int, help="Compile for this many local devices instead.")
+def preflight_command(config_path, overrides, topology, n_devices) -> None:
+  """Compile the train step ahead of time for a target and check memory per device; exit 1 if it does not fit."""
+  from mixlaws import preflight
+
+  try:
+    if topology and n_devices:
+      raise ValueError("--topology and --devices: give one target, not both")
+    cfg = config_lib.resolve(config_lib.apply_overrides(config_lib.load_file(config_path), overrides))
+    verdict = preflight.preflight(cfg, topology=topology, n_devices=n_devices)
+  except ValueError as e:
+    _fail(e)
+  click.echo(verdict.reason)
+  sys.exit(0 if verdict.fits else 1)
+
+
 if __name__ == "__main__":
   main()

@@ -1,0 +1,401 @@
+"""One run: sharded init, the jitted train step, evaluation, checkpoints, metrics and status.
+
+The train state is a plain dict of NNX states, `{"params", "model_state", "opt_state", "step"}`.
+Parameters and optimizer moments are NNX Variables, so the logical axis names a parameter was
+created with travel into its AdamW moments and one rule table shards both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import os
+import signal
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from mixlaws import accelerators, budget, counting, models, multihost, optim, sharding
+from mixlaws import data as data_lib
+from mixlaws.config import Config
+from mixlaws.metrics import MetricWriter
+from mixlaws.rundir import RunDir
+
+AUX_LOSSES = ("load_balance_loss", "z_loss")
+
+
+def _is_variable(x: Any) -> bool:
+  return isinstance(x, nnx.Variable)
+
+
+# ------------------------------------------------------------------------------------------------
+# State and step
+
+
+def _new_model(cfg: Config) -> nnx.Module:
+  with nnx.use_eager_sharding(False):  # we place parameters ourselves, from the rule table
+    return models.Transformer(cfg.model, cfg.moe, rngs=nnx.Rngs(cfg.train.seed))
+
+
+def init_fn(cfg: Config, tx: optax.GradientTransformation):
+  """A function that builds the whole train state (traced under jit, so nothing materialises twice)."""
+
+  def init() -> dict[str, Any]:
+    _, params, model_state = nnx.split(_new_model(cfg), nnx.Param, ...)
+    return {"params": params, "model_state": model_state, "opt_state": tx.init(params),
+            "step": jnp.zeros((), jnp.int32)}  # fmt: skip
+
+  return init
+
+
+def graphdef(cfg: Config) -> nnx.GraphDef:
+  return nnx.split(nnx.eval_shape(lambda: _new_model(cfg)), nnx.Param, ...)[0]
+
+
+def state_shardings(abstract_state: Any, mesh: Mesh, rules: sharding.Rules) -> Any:
+  """NamedShardings for the train state: Variables by their logical axes, everything else replicated."""
+
+  def place(x):
+    spec = sharding.logical_to_spec(sharding.logical_axes(x), rules) if _is_variable(x) else PartitionSpec()
+    return NamedSharding(mesh, spec)
+
+  return jax.tree.map(place, abstract_state, is_leaf=_is_variable)
+
+
+def abstract_with_shardings(abstract_state: Any, shardings: Any) -> Any:
+  """ShapeDtypeStructs carrying their shardings, in the train state's own tree structure."""
+
+  def attach(x, s):
+    sds = jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s)
+    return x.replace(sds) if _is_variable(x) else sds
+
+  return jax.tree.map(attach, abstract_state, shardings, is_leaf=_is_variable)
+
+
+def make_train_step(cfg: Config, gdef: nnx.GraphDef, tx: optax.GradientTransformation, mesh: Mesh):
+  """The pure train step: (state, batch_bt) → (state, metrics). Dense and MoE take the same path."""
+  weights = {"load_balance_loss": cfg.moe.load_balance_weight, "z_loss": cfg.moe.z_loss_weight}
+  schedule = optim.learning_rate(cfg)
+
+  def loss_fn(params, model_state, batch_bt):
+    model = nnx.merge(gdef, params, model_state)
+    logits_btv, aux = model(batch_bt[:, :-1], train=True)
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits_btv.astype(jnp.float32), batch_bt[:, 1:]).mean()
+    aux_loss = sum(weights[k] * aux[k] for k in AUX_LOSSES)
+    return ce + aux_loss, (ce, aux_loss, aux)
+
+  def step(state, batch_bt):
+    with sharding.activation_sharding(mesh, cfg.mesh.activation_rules):
+      grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+      (_, (ce, aux_loss, aux)), grads = grad_fn(state["params"], state["model_state"], batch_bt)
+    updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+    metrics = {"loss": ce, "aux_loss": aux_loss, "grad_norm": optax.global_norm(grads),
+               "lr": schedule(state["step"]), **{k: v for k, v in aux.items() if jnp.ndim(v) == 0}}  # fmt: skip
+    new_state = {**state, "params": optax.apply_updates(state["params"], updates), "opt_state": opt_state,
+                 "step": state["step"] + 1}  # fmt: skip
+    return new_state, metrics
+
+  return step
+
+
+def make_eval_step(cfg: Config, gdef: nnx.GraphDef, mesh: Mesh):
+  """(params, model_state, batch_bt) → (summed token cross-entropy, token count) without dropping."""
+
+  def step(params, model_state, batch_bt):
+    with sharding.activation_sharding(mesh, cfg.mesh.activation_rules):
+      logits_btv, _ = nnx.merge(gdef, params, model_state)(batch_bt[:, :-1], train=False)
+    ce_bt = optax.softmax_cross_entropy_with_integer_labels(logits_btv.astype(jnp.float32), batch_bt[:, 1:])
+    return ce_bt.sum(), jnp.asarray(ce_bt.size, jnp.float32)
+
+  return step
+
+
+# ------------------------------------------------------------------------------------------------
+# Pieces of the loop
+
+
+class TrainingFailed(Exception):
+  """Loss or gradient norm became NaN/Inf."""
+
+
+@dataclasses.dataclass
+class _Stop:
+  """Set by SIGTERM (preemption) or SIGINT; the loop checkpoints and exits at the next step."""
+
+  requested: str = ""
+
+  def install(self) -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+      try:
+        signal.signal(sig, lambda signum, _: setattr(self, "requested", signal.Signals(signum).name))
+      except ValueError:  # not the main thread (e.g. a test harness); preemption is then not handled
+        pass
+
+
+def _checkpoint_manager(run: RunDir, cfg: Config) -> ocp.CheckpointManager:
+  options = ocp.CheckpointManagerOptions(max_to_keep=cfg.checkpoint.keep, enable_async_checkpointing=False,
+                                         create=True)  # fmt: skip
+  return ocp.CheckpointManager(os.fspath(run.checkpoints_dir), options=options)
+
+
+def _batch_sharding(cfg: Config, mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, sharding.logical_to_spec(("batch", None), cfg.mesh.activation_rules))
+
+
+def check_batch_sizes(cfg: Config, batch_sharding: NamedSharding) -> None:
+  """Every batch size of the run must split evenly over the batch-sharded devices and processes."""
+  spec = batch_sharding.spec[0]
+  axes = spec if isinstance(spec, tuple) else (spec,) if spec else ()
+  shards = math.prod(batch_sharding.mesh.shape[a] for a in axes) if axes else 1
+  for seg in budget.segments(cfg.train, cfg.model.seq_len):
+    for ways, what in ((shards, "batch-sharded devices"), (jax.process_count(), "processes")):
+      if seg.batch_size % ways:
+        raise ValueError(f"train.batch_size: {seg.batch_size} sequences do not split over {ways} {what}")
+
+
+@functools.cache
+def _cpu_peak_flops() -> float:
+  from mixlaws import bench
+
+  return bench.matmul_peak_flops(n=512, repeats=3)
+
+
+def peak_flops() -> float:
+  """Peak FLOP/s of all devices of the run, for MFU (CPU: a matmul measured in this process)."""
+  acc = accelerators.for_device_kind(jax.devices()[0].device_kind)
+  if acc is None:
+    return _cpu_peak_flops() * (1 if jax.default_backend() == "cpu" else jax.device_count())
+  return acc.peak_flops * jax.device_count()
+
+
+def parameter_table(abstract_params: Any, rules: sharding.Rules) -> list[list[str]]:
+  """Rows of `name | shape | dtype | spec` for the startup log."""
+  rows = []
+  for path, var in jax.tree_util.tree_leaves_with_path(abstract_params, is_leaf=_is_variable):
+    name = "/".join(str(getattr(k, "key", k)) for k in path)
+    spec = sharding.logical_to_spec(sharding.logical_axes(var), rules)
+    rows.append([name, str(tuple(var.shape)), str(var.dtype), str(spec)])
+  return rows
+
+
+def _enable_compilation_cache(run: RunDir) -> None:
+  """JAX's persistent compilation cache in the run root, so identical shapes compile once per sweep."""
+  if jax.config.jax_compilation_cache_dir:
+    return
+  jax.config.update("jax_compilation_cache_dir", os.fspath(run.path.parent.parent / ".jax_cache"))
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+# ------------------------------------------------------------------------------------------------
+# The run
+
+
+class Run:
+  """Everything one `train` call holds; its methods are the steps of the loop."""
+
+  def __init__(self, cfg: Config, run_dir: str, attempt: int | None, progress: bool):
+    self.cfg = cfg
+    self.run = RunDir(run_dir)
+    self.is_writer = jax.process_index() == 0
+    previous = self.run.read_status()
+    self.attempt = attempt if attempt is not None else (previous["attempt"] + 1 if previous else 0)
+    self.mesh = sharding.make_mesh(cfg.mesh)
+    self.batch_sharding = _batch_sharding(cfg, self.mesh)
+    check_batch_sizes(cfg, self.batch_sharding)
+    self.total_steps = budget.total_steps(cfg)
+    self.flops_per_token = counting.run_counts(cfg).conventions[cfg.output.flops_convention].flops_per_token
+    self.metrics = MetricWriter(self.run, self.attempt, enabled=self.is_writer, tensorboard=cfg.output.tensorboard)
+    self.progress = progress and self.is_writer
+    self.stop = _Stop()
+    self.last_heartbeat = 0.0
+
+  def status(self, state: str, step: int, error: str | None = None, force: bool = True) -> None:
+    now = time.time()
+    if self.is_writer and (force or now - self.last_heartbeat > 30):
+      self.run.write_status(state, step=step, attempt=self.attempt, error=error)
+      self.last_heartbeat = now
+
+  def global_batch(self, local_bt: np.ndarray, batch_size: int) -> jax.Array:
+    shape = (batch_size, local_bt.shape[1])
+    return jax.make_array_from_process_local_data(self.batch_sharding, local_bt, shape)
+
+  def record(self, step: int, metrics: dict, step_time: float, batch_size: int) -> dict:
+    """Turns step `step`'s device metrics into a record; raises TrainingFailed on NaN/Inf."""
+    values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+    for name in ("loss", "grad_norm"):
+      if not math.isfinite(values[name]):
+        raise TrainingFailed(f"step {step}: {name} is {values[name]}")
+    tokens = budget.tokens_after(self.cfg, step)
+    step_tokens = batch_size * self.cfg.model.seq_len
+    record = {"step": step, "tokens": tokens, "flops": self.flops_per_token * tokens, "split": "train", **values,
+              "step_time": step_time,
+              "mfu": self.flops_per_token * step_tokens / max(step_time, 1e-9) / peak_flops()}  # fmt: skip
+    if step % self.cfg.output.log_every == 0 or step == self.total_steps:
+      self.metrics.add(record)
+    return record
+
+
+def _restore_or_init(run: Run, manager, tx, iterator):
+  """Resume order: latest checkpoint → train state (with its shardings) and iterator state; else init."""
+  init = init_fn(run.cfg, tx)
+  abstract = jax.eval_shape(init)
+  shardings = state_shardings(abstract, run.mesh, run.cfg.mesh.param_rules)
+  latest = manager.latest_step()
+  if latest is None:
+    return jax.jit(init, out_shardings=shardings)(), shardings, abstract
+  target = abstract_with_shardings(abstract, shardings)
+  restored = manager.restore(latest, args=ocp.args.Composite(state=ocp.args.StandardRestore(target),
+                                                             data=ocp.args.JsonRestore()))  # fmt: skip
+  iterator.restore(restored["data"])
+  return restored["state"], shardings, abstract
+
+
+def _evaluate(run: Run, eval_step, state, eval_batches: list[np.ndarray], step: int) -> float:
+  total = count = 0.0
+  for local_bt in eval_batches:
+    batch = run.global_batch(local_bt, local_bt.shape[0] * jax.process_count())
+    loss_sum, n = eval_step(state["params"], state["model_state"], batch)
+    total += float(loss_sum)
+    count += float(n)
+  loss = total / count
+  tokens = budget.tokens_after(run.cfg, step)
+  run.metrics.add({"step": step, "tokens": tokens, "flops": run.flops_per_token * tokens, "split": "eval",
+                   "loss": loss})  # fmt: skip
+  return loss
+
+
+def train(cfg: Config, run_dir: str, *, attempt: int | None = None, progress: bool = True) -> str:
+  """Trains one run to the end (or until preempted); returns its final state: done|failed|preempted."""
+  multihost.initialize(cfg.distributed)
+  run = Run(cfg, run_dir, attempt, progress)
+  _write_config_if_missing(run)
+  _enable_compilation_cache(run.run)
+  run.stop.install()
+  step = 0
+  try:
+    tx = optim.optimizer(cfg)
+    gdef = graphdef(cfg)
+    iterator = data_lib.TrainIterator(cfg, process_index=jax.process_index(), process_count=jax.process_count())
+    manager = _checkpoint_manager(run.run, cfg)
+    state, shardings, abstract = _restore_or_init(run, manager, tx, iterator)
+    step = int(state["step"])
+    run.status("running", step)
+    if run.progress:
+      from mixlaws import console
+
+      console.print_table(f"parameters of {run.run.path.name}", ["name", "shape", "dtype", "spec"],
+                          parameter_table(abstract["params"], cfg.mesh.param_rules))  # fmt: skip
+    return _loop(run, state, shardings, gdef, tx, iterator, manager, step)
+  except TrainingFailed as e:
+    run.metrics.flush()
+    run.status("failed", step, error=str(e))
+    return "failed"
+  except Exception as e:
+    run.metrics.flush()
+    run.status("failed", step, error=f"{type(e).__name__}: {e}".splitlines()[0])
+    raise
+
+
+def _write_config_if_missing(run: Run) -> None:
+  if run.is_writer and not run.run.config_path.exists():
+    record = {"study": run.run.path.parent.name, "run_id": run.run.path.name, "config": run.cfg.to_dict(),
+              "counts": counting.run_counts(run.cfg).to_dict()}  # fmt: skip
+    run.run.write_config(record)
+
+
+def _loop(run: Run, state, shardings, gdef, tx, iterator, manager, step: int) -> str:
+  cfg = run.cfg
+  train_step = jax.jit(make_train_step(cfg, gdef, tx, run.mesh), in_shardings=(shardings, run.batch_sharding),
+                       out_shardings=(shardings, None), donate_argnums=0)  # fmt: skip
+  eval_step = jax.jit(make_eval_step(cfg, gdef, run.mesh))
+  eval_batches = list(data_lib.eval_batches(cfg, cfg.train.batch_size, process_index=jax.process_index(),
+                                            process_count=jax.process_count()))  # fmt: skip
+  bar = _progress_bar(run, step)
+  pending = None  # (step, metrics, batch_size): read only after the next step has been dispatched
+  last_time = time.perf_counter()
+
+  def settle():
+    nonlocal pending, last_time
+    if pending is None:
+      return None
+    done_step, metrics, batch_size = pending
+    pending = None
+    step_time = time.perf_counter() - last_time
+    record = run.record(done_step, metrics, step_time, batch_size)
+    last_time = time.perf_counter()
+    if bar:
+      bar.update(done_step, record["loss"], batch_size * cfg.model.seq_len / max(step_time, 1e-9))
+    run.status("running", done_step, force=False)
+    return record
+
+  def save(at_step: int) -> None:
+    run.metrics.flush()  # before the checkpoint: a crash in between re-logs steps, never loses them
+    manager.save(at_step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                                  data=ocp.args.JsonSave(iterator.state())))  # fmt: skip
+    manager.wait_until_finished()
+
+  while step < run.total_steps:
+    batch_size = budget.batch_size_at(cfg, step)
+    batch = run.global_batch(iterator.next(batch_size), batch_size)
+    state, metrics = train_step(state, batch)
+    settle()
+    step += 1
+    pending = (step, metrics, batch_size)
+    evaluate = cfg.train.eval_every and step % cfg.train.eval_every == 0 and step < run.total_steps
+    checkpoint = cfg.checkpoint.every_steps and step % cfg.checkpoint.every_steps == 0 and step < run.total_steps
+    if evaluate or checkpoint:
+      settle()
+      if evaluate:
+        _evaluate(run, eval_step, state, eval_batches, step)
+      if checkpoint:
+        save(step)
+      last_time = time.perf_counter()  # the next step's time excludes evaluation and saving
+    if run.stop.requested:
+      settle()
+      save(step)
+      run.status("preempted", step, error=f"stopped by {run.stop.requested}")
+      if bar:
+        bar.close()
+      return "preempted"
+  settle()
+  _evaluate(run, eval_step, state, eval_batches, step)
+  save(step)
+  run.metrics.close()
+  run.status("done", step)
+  if bar:
+    bar.close()
+  return "done"
+
+
+class _ProgressBar:
+  """step, loss, tokens/s and ETA on the terminal (rich)."""
+
+  def __init__(self, name: str, total: int, start: int):
+    import rich.progress
+
+    self.progress = rich.progress.Progress(
+        rich.progress.TextColumn(f"[bold]{name}"), rich.progress.BarColumn(),
+        rich.progress.TextColumn("step {task.completed}/{task.total}"),
+        rich.progress.TextColumn("loss {task.fields[loss]}"), rich.progress.TextColumn("{task.fields[tps]} tok/s"),
+        rich.progress.TimeRemainingColumn(), transient=False)  # fmt: skip
+    self.task = self.progress.add_task(name, total=total, completed=start, loss="-", tps="-")
+    self.progress.start()
+
+  def update(self, step: int, loss: float, tokens_per_s: float) -> None:
+    self.progress.update(self.task, completed=step, loss=f"{loss:.4f}", tps=f"{tokens_per_s:,.0f}")
+
+  def close(self) -> None:
+    self.progress.stop()
+
+
+def _progress_bar(run: Run, step: int) -> _ProgressBar | None:
+  return _ProgressBar(run.run.path.name, run.total_steps, step) if run.progress else None
