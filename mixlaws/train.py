@@ -13,6 +13,7 @@ import math
 import os
 import signal
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -202,13 +203,13 @@ def _enable_compilation_cache(run: RunDir) -> None:
 class Run:
   """Everything one `train` call holds; its methods are the steps of the loop."""
 
-  def __init__(self, cfg: Config, run_dir: str, attempt: int | None, progress: bool):
+  def __init__(self, cfg: Config, run_dir: str, attempt: int | None, progress: bool, devices: Sequence | None):
     self.cfg = cfg
     self.run = RunDir(run_dir)
     self.is_writer = jax.process_index() == 0
     previous = self.run.read_status()
     self.attempt = attempt if attempt is not None else (previous["attempt"] + 1 if previous else 0)
-    self.mesh = sharding.make_mesh(cfg.mesh)
+    self.mesh = sharding.make_mesh(cfg.mesh, devices)
     self.batch_sharding = _batch_sharding(cfg, self.mesh)
     check_batch_sizes(cfg, self.batch_sharding)
     self.total_steps = budget.total_steps(cfg)
@@ -244,14 +245,21 @@ class Run:
     return record
 
 
+def init_state(cfg: Config, mesh: Mesh, tx: optax.GradientTransformation) -> tuple[Any, Any, Any]:
+  """(state, shardings, abstract state): parameters and optimizer state born sharded inside jit."""
+  init = init_fn(cfg, tx)
+  abstract = jax.eval_shape(init)
+  shardings = state_shardings(abstract, mesh, cfg.mesh.param_rules)
+  return jax.jit(init, out_shardings=shardings)(), shardings, abstract
+
+
 def _restore_or_init(run: Run, manager, tx, iterator):
   """Resume order: latest checkpoint → train state (with its shardings) and iterator state; else init."""
-  init = init_fn(run.cfg, tx)
-  abstract = jax.eval_shape(init)
-  shardings = state_shardings(abstract, run.mesh, run.cfg.mesh.param_rules)
   latest = manager.latest_step()
   if latest is None:
-    return jax.jit(init, out_shardings=shardings)(), shardings, abstract
+    return init_state(run.cfg, run.mesh, tx)
+  abstract = jax.eval_shape(init_fn(run.cfg, tx))
+  shardings = state_shardings(abstract, run.mesh, run.cfg.mesh.param_rules)
   target = abstract_with_shardings(abstract, shardings)
   restored = manager.restore(latest, args=ocp.args.Composite(state=ocp.args.StandardRestore(target),
                                                              data=ocp.args.JsonRestore()))  # fmt: skip
@@ -273,10 +281,14 @@ def _evaluate(run: Run, eval_step, state, eval_batches: list[np.ndarray], step: 
   return loss
 
 
-def train(cfg: Config, run_dir: str, *, attempt: int | None = None, progress: bool = True) -> str:
-  """Trains one run to the end (or until preempted); returns its final state: done|failed|preempted."""
+def train(cfg: Config, run_dir: str, *, attempt: int | None = None, progress: bool = True,
+          devices: Sequence[jax.Device] | None = None) -> str:  # fmt: skip
+  """Trains one run to the end (or until preempted); returns its final state: done|failed|preempted.
+
+  `devices` restricts the run to some of this process's devices (default: all devices of the run).
+  """
   multihost.initialize(cfg.distributed)
-  run = Run(cfg, run_dir, attempt, progress)
+  run = Run(cfg, run_dir, attempt, progress, devices)
   _write_config_if_missing(run)
   _enable_compilation_cache(run.run)
   run.stop.install()
