@@ -117,6 +117,27 @@ def count(config_path, overrides, fmt) -> None:
   )
 
 
+def distributed_options(fn):
+  """Where this process sits in a multi-process run; deployment, so not part of the run's config."""
+  fn = click.option("--process-id", type=int, default=None, help="This process's index in a multi-process run.")(fn)
+  fn = click.option("--num-processes", type=int, default=None, help="Processes in a multi-process run.")(fn)
+  fn = click.option("--coordinator", default=None, metavar="HOST:PORT", help="Process 0's address.")(fn)
+  return fn
+
+
+def with_distributed(cfg, coordinator, num_processes, process_id):
+  """The config with its distributed section replaced by command-line values, validated."""
+  import dataclasses
+
+  given = {"coordinator_address": coordinator, "num_processes": num_processes, "process_id": process_id}
+  given = {k: v for k, v in given.items() if v is not None}
+  if not given:
+    return cfg
+  values = cfg.to_dict()
+  values["distributed"].update(given)
+  return dataclasses.replace(cfg, distributed=config_lib.resolve(values).distributed)
+
+
 EXIT_CODES = {"done": 0, "failed": 1, "preempted": 75}  # 75 = EX_TEMPFAIL: rerun the same command to resume
 
 
@@ -126,7 +147,8 @@ EXIT_CODES = {"done": 0, "failed": 1, "preempted": 75}  # 75 = EX_TEMPFAIL: reru
               help="Override one config field (only when TARGET is a config file).")  # fmt: skip
 @click.option("--root", default="./runs", show_default=True, help="Run root for a config file's run dir.")
 @click.option("--quiet", is_flag=True, help="No parameter table or progress bar.")
-def train_command(target, overrides, root, quiet) -> None:
+@distributed_options
+def train_command(target, overrides, root, quiet, coordinator, num_processes, process_id) -> None:
   """Train one run: a run dir (resumes from its latest checkpoint) or a config file (new run dir)."""
   import os
 
@@ -137,6 +159,7 @@ def train_command(target, overrides, root, quiet) -> None:
     if is_run_dir and overrides:
       raise ValueError(f"{target}: a run dir's config is fixed; override a config file instead")
     cfg = config_lib.resolve(config_lib.apply_overrides(config_lib.load_file(target), overrides))
+    cfg = with_distributed(cfg, coordinator, num_processes, process_id)
     run_dir = target if is_run_dir else os.path.join(root, "adhoc", f"adhoc-{config_lib.config_hash(cfg)[:8]}")
     if not is_run_dir:
       click.echo(f"run dir: {run_dir}")
