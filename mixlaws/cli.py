@@ -191,5 +191,53 @@ def preflight_command(config_path, overrides, topology, n_devices) -> None:
   sys.exit(0 if verdict.fits else 1)
 
 
+@main.group("data")
+def data_group() -> None:
+  """Prepare and inspect datasets."""
+
+
+@data_group.command("prepare")
+@config_options
+def data_prepare(config_path, overrides) -> None:
+  """Prepare the configured dataset once: TFDS files and the token cache of both splits."""
+  from mixlaws import console, data
+
+  try:
+    cfg = load_config(config_path, overrides)
+    streams = data.prepare(cfg.data, data.tokenizer(cfg.data))
+  except ValueError as e:
+    _fail(e)
+  width = cfg.model.seq_len + 1
+  rows = [
+    [s.name, f"{s.n_documents:,}", f"{len(s.tokens):,}", f"{-(-len(s.tokens) // width):,}", s.path]
+    for s in streams.values()
+  ]
+  console.print_table("prepared", ["split", "documents", "tokens", f"windows of {width}", "token cache"], rows)
+
+
+@main.group("tokenizer")
+def tokenizer_group() -> None:
+  """Train tokenizers."""
+
+
+@tokenizer_group.command("train")
+@config_options
+@click.option("--out", "output", required=True, metavar="PATH", help="Where to write the .model file (local or gs://).")
+@click.option("--vocab-size", type=int, default=8192, show_default=True, help="Pieces in the vocabulary.")
+@click.option("--model-type", type=click.Choice(["bpe", "unigram"]), default="bpe", show_default=True)
+@click.option("--threads", type=int, default=1, show_default=True, help="Trainer threads.")
+def tokenizer_train(config_path, overrides, output, vocab_size, model_type, threads) -> None:
+  """Train a SentencePiece model on the train split of the configured dataset."""
+  from mixlaws import data
+
+  try:
+    cfg = load_config(config_path, overrides)
+    tok = data.train_on_dataset(cfg.data, output, vocab_size, model_type, threads)
+  except ValueError as e:
+    _fail(e)
+  click.echo(f"wrote {output} ({tok.vocab_size} pieces); train with -o data.tokenizer=sentencepiece")
+  click.echo(f"  -o data.tokenizer_path={output} -o model.vocab_size={tok.vocab_size}")
+
+
 if __name__ == "__main__":
   main()

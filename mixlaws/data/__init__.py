@@ -11,7 +11,14 @@ A batch row is a packed window: inputs row[:-1], targets row[1:]; targets equal 
 """
 
 from mixlaws.data.iterator import TrainIterator, eval_batches, eval_windows
-from mixlaws.data.tokenizers import ByteTokenizer, SentencePieceTokenizer, Tokenizer, tokenizer, train_sentencepiece
+from mixlaws.data.tokenizers import (
+  ByteTokenizer,
+  SentencePieceTokenizer,
+  Tokenizer,
+  tokenizer,
+  train_on_dataset,
+  train_sentencepiece,
+)
 from mixlaws.data.tokens import TokenStream, prepare, token_stream
 
 __all__ = [
@@ -25,5 +32,6 @@ __all__ = [
   "prepare",
   "token_stream",
   "tokenizer",
+  "train_on_dataset",
   "train_sentencepiece",
 ]

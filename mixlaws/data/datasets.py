@@ -73,6 +73,7 @@ def source_key(data: DataConfig) -> tuple[str, str]:
   """(readable name, hex key) of the dataset `data` describes; cheap, builds nothing."""
   if data.source in ("stdlib", "files"):
     return data.source, sources.fingerprint(data, sources.corpus_files(data))
+  _check_data_dir(data)
   blob = f"{data.dataset}\0{os.path.abspath(data_dir(data)) if '://' not in data_dir(data) else data_dir(data)}"
   blob += f"\0{data.text_field}\0{data.max_documents}"
   return data.dataset, hashlib.sha256(blob.encode()).hexdigest()
@@ -91,17 +92,21 @@ def _local(data: DataConfig) -> Source:
   config = tfds.core.BuilderConfig(name=key)
   with locks.locked(data_dir(data), f"{BUILDER_NAME}-{key}"):
     builder = MixlawsText(data=data, files=files, config=config, data_dir=data_dir(data), file_format="array_record")
-    if not builder.is_prepared():
+    if not (builder.data_path.exists() and builder.is_prepared()):  # is_prepared warns on a missing dir
       tfds.display_progress_bar(False)  # the run's own log says what is happening
       builder.download_and_prepare()
   # max_documents already shaped the prepared corpus.
   return Source(data.source, builder, {s: s for s in SPLITS}, "text", max_documents=0)
 
 
+def _check_data_dir(data: DataConfig) -> None:
+  if not epath.Path(data_dir(data)).exists():
+    raise ValueError(f"data.data_dir: {data_dir(data)} does not exist")
+
+
 def _named(data: DataConfig) -> Source:
   root = data_dir(data)
-  if not epath.Path(root).exists():
-    raise ValueError(f"data.data_dir: {root} does not exist")
+  _check_data_dir(data)
   try:
     builder = tfds.builder(data.dataset, data_dir=root)
   except tfds.core.DatasetNotFoundError:

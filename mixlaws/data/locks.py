@@ -8,17 +8,12 @@ import os
 from collections.abc import Iterator
 
 
-def lock_dir(data_dir: str) -> str:
-  """Lock files sit in a local data dir; for a remote one (gs://…) in ~/.cache/mixlaws/locks."""
-  if "://" in data_dir:
-    return os.path.expanduser("~/.cache/mixlaws/locks")
-  return os.path.join(data_dir, ".locks")
-
-
 @contextlib.contextmanager
-def locked(data_dir: str, name: str) -> Iterator[None]:
-  """Holds an exclusive lock named `name` for the data dir while the block runs."""
-  directory = lock_dir(data_dir)
+def locked(directory: str, name: str) -> Iterator[None]:
+  """Holds an exclusive lock named `name` in a local directory while the block runs."""
+  if "://" in directory:  # a bucket has no file locks; lock on this machine instead
+    directory = os.path.expanduser("~/.cache/mixlaws/locks")
+  directory = os.path.join(directory, ".locks")
   os.makedirs(directory, exist_ok=True)
   with open(os.path.join(directory, f"{name}.lock"), "a") as fh:
     fcntl.flock(fh, fcntl.LOCK_EX)  # released when the file closes, also if the process dies

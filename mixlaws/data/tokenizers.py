@@ -120,3 +120,14 @@ def train_sentencepiece(
   out.parent.mkdir(parents=True, exist_ok=True)
   out.write_bytes(model.getvalue())
   return SentencePieceTokenizer(model.getvalue(), name=output)
+
+
+def train_on_dataset(
+  data: DataConfig, output: str, vocab_size: int, model_type: str = "bpe", num_threads: int = 1
+) -> SentencePieceTokenizer:
+  """Trains a SentencePiece model on the train split of the dataset `data` describes."""
+  from mixlaws.data import datasets
+
+  source = datasets.open_source(data)
+  texts = (text for batch in datasets.texts(source, "train") for text in batch)
+  return train_sentencepiece(texts, output, vocab_size, model_type, num_threads)

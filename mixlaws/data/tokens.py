@@ -35,9 +35,13 @@ class TokenStream:
 
 
 def cache_root(data: DataConfig) -> str:
-  """Token caches live in a local data dir; for a remote one (gs://…) in ~/.cache/mixlaws/tokens."""
+  """Token caches live in the data dir when it is local and writable, else in ~/.cache/mixlaws/tokens.
+
+  A named dataset's data dir may be a bucket (gs://…, which np.memmap cannot map) or a shared
+  read-only folder; each machine then keeps its own cache, identical since tokenizing is deterministic.
+  """
   root = datasets.data_dir(data)
-  if "://" in root:
+  if "://" in root or (data.source == "tfds" and not os.access(root, os.W_OK)):
     return os.path.expanduser("~/.cache/mixlaws/tokens")
   return os.path.join(root, "mixlaws_tokens")
 
@@ -53,7 +57,7 @@ def token_stream(data: DataConfig, split: str, tok: Tokenizer) -> TokenStream:
   directory = stream_dir(data, split, tok)
   if not os.path.exists(os.path.join(directory, _META)):
     lock_name = hashlib.sha256(directory.encode()).hexdigest()[:16]
-    with locks.locked(datasets.data_dir(data), f"tokens-{lock_name}"):
+    with locks.locked(cache_root(data), f"tokens-{lock_name}"):
       if not os.path.exists(os.path.join(directory, _META)):  # another process may have finished it
         _write(data, split, tok, directory)
   return _open(directory)
