@@ -239,5 +239,31 @@ def tokenizer_train(config_path, overrides, output, vocab_size, model_type, thre
   click.echo(f"  -o data.tokenizer_path={output} -o model.vocab_size={tok.vocab_size}")
 
 
+@main.group("bench")
+def bench_group() -> None:
+  """Benchmarks, each reporting ratios measured inside one process."""
+
+
+@bench_group.command("data")
+@config_options
+@click.option("--batch-size", type=int, default=4, show_default=True, help="Sequences per batch.")
+@click.option("--batches", type=int, default=200, show_default=True, help="Pipeline batches per timing.")
+@click.option("--out", "out_dir", default="bench", show_default=True, help="Directory for data.json and data.md.")
+def bench_data(config_path, overrides, batch_size, batches, out_dir) -> None:
+  """Pipeline tokens/s against the tokens/s a ~20M dense model trains at (target: >= 20x)."""
+  from mixlaws import bench
+  from mixlaws.bench import data as bench_data_lib
+
+  try:
+    # The benchmark's model first; the command line's overrides may change it.
+    cfg = load_config(config_path, (*bench_data_lib.MODEL_OVERRIDES, *overrides))
+    report = bench_data_lib.run(cfg, batch_size=batch_size, batches=batches)
+  except ValueError as e:
+    _fail(e)
+  json_path, md_path = bench.write_report("data", report, out_dir)
+  click.echo(bench.to_markdown("data", report))
+  click.echo(f"wrote {json_path} and {md_path}")
+
+
 if __name__ == "__main__":
   main()
