@@ -21,7 +21,7 @@ TARGET_RATIO = 20.0
 MODEL_OVERRIDES = ("model.d_model=512", "model.n_layers=6", "model.vocab_size=259", "model.seq_len=256")
 
 
-def _prepare(cfg: Config, work_dir: str | None) -> tuple[Config, dict[str, float], str | None]:
+def prepare_cold(cfg: Config, work_dir: str | None) -> tuple[Config, dict[str, float], str | None]:
   """Prepares the data, on a fresh data dir for a local corpus so the cold first run is timed."""
   from mixlaws import data
 
@@ -83,7 +83,7 @@ def train_tokens_per_s(cfg: Config, batch_size: int, repeats: int = 3) -> float:
 
 def run(cfg: Config, batch_size: int = 8, batches: int = 200, train_repeats: int = 3, work_dir: str | None = None):
   """Times preparation, the pipeline and a training step; returns the report."""
-  cfg, prep, tmp = _prepare(cfg, work_dir)
+  cfg, prep, tmp = prepare_cold(cfg, work_dir)
   try:
     pipeline = pipeline_tokens_per_s(cfg, batch_size, batches)
     train = train_tokens_per_s(cfg, batch_size, train_repeats)
