@@ -74,8 +74,9 @@ def source_key(data: DataConfig) -> tuple[str, str]:
   if data.source in ("stdlib", "files"):
     return data.source, sources.fingerprint(data, sources.corpus_files(data))
   _check_data_dir(data)
-  blob = f"{data.dataset}\0{os.path.abspath(data_dir(data)) if '://' not in data_dir(data) else data_dir(data)}"
-  blob += f"\0{data.text_field}\0{data.max_documents}"
+  root = data_dir(data)
+  where = root if "://" in root else os.path.abspath(root)
+  blob = f"{data.dataset}\0{where}\0{data.text_field}\0{data.max_documents}"
   return data.dataset, hashlib.sha256(blob.encode()).hexdigest()
 
 
