@@ -81,15 +81,25 @@ def abstract_with_shardings(abstract_state: Any, shardings: Any) -> Any:
   return jax.tree.map(attach, abstract_state, shardings, is_leaf=_is_variable)
 
 
+def token_losses(logits_btv: jax.Array, batch_bt: jax.Array, pad_id: int) -> tuple[jax.Array, jax.Array]:
+  """(summed float32 cross-entropy, number of counted targets); padding targets carry no loss."""
+  targets_bt = batch_bt[:, 1:]
+  mask_bt = (targets_bt != pad_id).astype(jnp.float32)
+  ce_bt = optax.softmax_cross_entropy_with_integer_labels(logits_btv.astype(jnp.float32), targets_bt)
+  return (ce_bt * mask_bt).sum(), mask_bt.sum()
+
+
 def make_train_step(cfg: Config, gdef: nnx.GraphDef, tx: optax.GradientTransformation, mesh: Mesh):
   """The pure train step: (state, batch_bt) → (state, metrics). Dense and MoE take the same path."""
   weights = {"load_balance_loss": cfg.moe.load_balance_weight, "z_loss": cfg.moe.z_loss_weight}
   schedule = optim.learning_rate(cfg)
+  pad_id = data_lib.tokenizer(cfg.data).pad_id
 
   def loss_fn(params, model_state, batch_bt):
     model = nnx.merge(gdef, params, model_state)
     logits_btv, aux = model(batch_bt[:, :-1], train=True)
-    ce = optax.softmax_cross_entropy_with_integer_labels(logits_btv.astype(jnp.float32), batch_bt[:, 1:]).mean()
+    loss_sum, count = token_losses(logits_btv, batch_bt, pad_id)
+    ce = loss_sum / jnp.maximum(count, 1.0)
     aux_loss = sum(weights[k] * aux[k] for k in AUX_LOSSES)
     return ce + aux_loss, (ce, aux_loss, aux)
 
@@ -98,7 +108,7 @@ def make_train_step(cfg: Config, gdef: nnx.GraphDef, tx: optax.GradientTransform
       grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
       (_, (ce, aux_loss, aux)), grads = grad_fn(state["params"], state["model_state"], batch_bt)
     updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
-    metrics = {"loss": ce, "aux_loss": aux_loss, "grad_norm": optax.global_norm(grads),
+    metrics = {"loss": ce, "aux_loss": aux_loss, "grad_norm": optax.tree.norm(grads),
                "lr": schedule(state["step"]), **{k: v for k, v in aux.items() if jnp.ndim(v) == 0}}  # fmt: skip
     new_state = {**state, "params": optax.apply_updates(state["params"], updates), "opt_state": opt_state,
                  "step": state["step"] + 1}  # fmt: skip
@@ -108,13 +118,14 @@ def make_train_step(cfg: Config, gdef: nnx.GraphDef, tx: optax.GradientTransform
 
 
 def make_eval_step(cfg: Config, gdef: nnx.GraphDef, mesh: Mesh):
-  """(params, model_state, batch_bt) → (summed token cross-entropy, token count) without dropping."""
+  """(params, model_state, batch_bt) → (summed token cross-entropy, target count), dropless."""
+
+  pad_id = data_lib.tokenizer(cfg.data).pad_id
 
   def step(params, model_state, batch_bt):
     with sharding.activation_sharding(mesh, cfg.mesh.activation_rules):
       logits_btv, _ = nnx.merge(gdef, params, model_state)(batch_bt[:, :-1], train=False)
-    ce_bt = optax.softmax_cross_entropy_with_integer_labels(logits_btv.astype(jnp.float32), batch_bt[:, 1:])
-    return ce_bt.sum(), jnp.asarray(ce_bt.size, jnp.float32)
+    return token_losses(logits_btv, batch_bt, pad_id)
 
   return step
 
