@@ -265,5 +265,103 @@ def bench_data(config_path, overrides, batch_size, batches, out_dir) -> None:
   click.echo(f"wrote {json_path} and {md_path}")
 
 
+def store_options(fn):
+  """--root and --store, shared by the commands that read or write the results store."""
+  fn = click.option("--store", "store_path", metavar="PATH", help="Results store [default: ROOT/results.sqlite].")(fn)
+  fn = click.option("--root", default="./runs", show_default=True, help="Run root (local or gs://).")(fn)
+  return fn
+
+
+def _open_store(root: str, store_path: str | None):
+  from mixlaws import store
+
+  return store.Store(store_path or store.default_path(root), create=False)
+
+
+@main.command("collect")
+@click.argument("study")
+@store_options
+@click.option("--watch", "every", type=float, metavar="SECONDS", help="Keep collecting every SECONDS until Ctrl-C.")
+def collect_command(study, root, store_path, every) -> None:
+  """Ingest a study's run dirs (config, status, metric chunks) into the results store; idempotent."""
+  from mixlaws import collect
+
+  def show(report) -> None:
+    for warning in report.warnings:
+      click.echo(f"warning: {warning}", err=True)
+    click.echo(report.summary())
+
+  try:
+    if every is None:
+      show(collect.collect(root, study, store_path))
+    else:
+      collect.watch(root, study, every, store_path, on_report=show)
+  except ValueError as e:
+    _fail(e)
+  except KeyboardInterrupt:
+    pass
+
+
+@main.command("export")
+@click.argument("study")
+@store_options
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "md", "latex"]),
+              help="Table format [default: from --out's suffix, else md].")  # fmt: skip
+@click.option("--columns", multiple=True, metavar="NAME[,NAME]",
+              help="Add runs columns or metrics at each run's end, e.g. lr,next_line/acc,eval:loss (repeatable).")  # fmt: skip
+@click.option("--out", metavar="PATH", help="Write the table here instead of printing it (needed for parquet).")
+@click.option("--convention", type=click.Choice(config_lib.FLOPS_CONVENTIONS), default="chinchilla", show_default=True,
+              help="Counting convention of the FLOPs column.")  # fmt: skip
+@click.option("--loss", type=click.Choice(["final_eval", "smoothed_train"]), default="final_eval", show_default=True)
+@click.option("--window", default="0.01", show_default=True,
+              help="smoothed_train: the last N logged steps (integer) or the final fraction of tokens (float).")  # fmt: skip
+def export_command(study, root, store_path, fmt, columns, out, convention, loss, window) -> None:
+  """Write the study's loss table: one row per run, sorted and formatted as papers publish them."""
+  from mixlaws import export, store
+
+  try:
+    names = tuple(name.strip() for item in columns for name in item.split(",") if name.strip())
+    with _open_store(root, store_path) as st:
+      table = export.loss_table(
+        st, study, convention=convention, loss=loss, window=store.parse_window(window), columns=names
+      )
+    text = export.write(table, export.format_for(fmt, out), out)
+  except ValueError as e:
+    _fail(e)
+  if text is not None:
+    click.echo(text, nl=False)
+  left_out = table.attrs["left_out"]
+  if left_out:
+    run_id, reason = next(iter(left_out.items()))
+    click.echo(f"note: {len(left_out)} run(s) without a {loss} loss, e.g. {run_id}: {reason}", err=True)
+
+
+@main.command("curves")
+@click.argument("study")
+@store_options
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]),
+              help="[default: from --out's suffix, else csv]")  # fmt: skip
+@click.option("--out", metavar="PATH", help="Write here instead of printing (needed for parquet).")
+@click.option("--split", help="Only this split: train, eval or downstream.")
+@click.option("--names", default="loss", show_default=True, help="Comma-separated metric names, or 'all'.")
+def curves_command(study, root, store_path, fmt, out, split, names) -> None:
+  """Export full metric curves (run_id, split, step, tokens, flops, name, value), long format."""
+  from mixlaws import export
+
+  try:
+    fmt = export.format_for(fmt, out, default="csv")
+    if fmt not in ("csv", "parquet"):
+      raise ValueError(f"{out}: curves are written as csv or parquet, not {fmt}")
+    with _open_store(root, store_path) as st:
+      if study not in st.studies():
+        raise ValueError(f"{study}: no runs in the results store {st.path}; run `mixlaws collect {study}` first")
+      frame = st.curves(study, split=split, names=None if names == "all" else names.split(","))
+    text = export.write(frame, fmt, out)
+  except ValueError as e:
+    _fail(e)
+  if text is not None:
+    click.echo(text, nl=False)
+
+
 if __name__ == "__main__":
   main()
