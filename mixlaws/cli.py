@@ -363,5 +363,82 @@ def curves_command(study, root, store_path, fmt, out, split, names) -> None:
     click.echo(text, nl=False)
 
 
+@main.command("studies")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def studies_command(fmt) -> None:
+  """List the studies in experiments/ (and their variants) with run counts and total training FLOPs."""
+  from mixlaws import console, registry
+
+  try:
+    rows = registry.summary()
+  except ValueError as e:
+    _fail(e)
+  if fmt == "json":
+    click.echo(json.dumps(rows, indent=2))
+    return
+  table = [[r["study"], str(r["runs"]), f"{r['flops']:.3g}", r["description"]] for r in rows]
+  console.print_table("studies (FLOPs: chinchilla convention)", ["study", "runs", "FLOPs", "description"], table)
+
+
+PLAN_COLUMNS = ("run_id", "d_model", "n_layers", "E", "G", "top_k", "router", "params_total", "params_active",
+                "params_non_embedding", "tokens", "steps", "flops")  # fmt: skip
+
+
+def _plan_cell(column: str, value) -> str:
+  """A plan value as the table shows it: counts with K/M/B suffixes, short router names."""
+  from mixlaws import console, registry
+
+  if column in ("params_total", "params_active", "params_non_embedding", "tokens"):
+    return console.human(value)
+  if column == "flops":
+    return f"{value:.3g}"
+  if column == "router":
+    return registry.ROUTER_CODES.get(value, value)
+  return str(value)
+
+
+@main.command("plan")
+@click.argument("study")
+@click.option("--variant", default=None, help="A variant of the study, e.g. tiny.")
+@click.option("--filter", "filter_text", default=None, metavar="EXPR",
+              help="Keep runs where every clause holds, e.g. 'G>=4,tokens<=33B,router=switch'.")  # fmt: skip
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--accelerator", default="v5p", show_default=True,
+              help="Chip for chip-hours: v4, v5e, v5p, v6e, H100, H200, or cpu (peak measured here).")  # fmt: skip
+@click.option("--mfu", type=float, default=0.4, show_default=True, help="Assumed model FLOPs utilisation.")
+@click.option("--convention", type=click.Choice(config_lib.FLOPS_CONVENTIONS), default="chinchilla",
+              show_default=True, help="FLOPs convention of the flops column and the totals.")  # fmt: skip
+def plan_command(study, variant, filter_text, fmt, accelerator, mfu, convention) -> None:
+  """One row per run of STUDY (id, shape, E, G, router, parameters, tokens, steps, FLOPs) and the totals."""
+  import csv
+
+  from mixlaws import console, registry
+
+  try:
+    cost = registry.Cost.of(accelerator, mfu)
+    specs = registry.expand(study, variant, filter_text)
+  except ValueError as e:
+    _fail(e)
+  rows = [spec.row(convention) for spec in specs]
+  total = registry.totals(specs, cost, convention)
+  summary = (
+    f"{total['runs']} runs, {total['flops']:.3g} training FLOPs ({convention}), "
+    f"{total['chip_hours']:.3g} chip-hours on {accelerator} ({cost.peak_flops:.3g} FLOP/s) at {mfu:.0%} MFU"
+  )
+  if fmt == "json":
+    plan = {"study": study, "variant": variant, "filter": filter_text, "runs": rows, "totals": total}
+    click.echo(json.dumps(plan, indent=2))
+  elif fmt == "csv":
+    writer = csv.DictWriter(sys.stdout, fieldnames=PLAN_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    click.echo(summary, err=True)
+  else:
+    table = [[_plan_cell(c, r[c]) for c in PLAN_COLUMNS] for r in rows]
+    headers = ["run id", "d", "L", "E", "G", "k", "router", "N", "N_act", "N_non-emb", "D", "steps", "FLOPs"]
+    console.print_table(study if variant is None else f"{study} ({variant})", headers, table)
+    click.echo(summary)
+
+
 if __name__ == "__main__":
   main()

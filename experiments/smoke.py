@@ -1,0 +1,58 @@
+"""smoke: a CPU-sized study — dense and MoE at several E and G over a few token budgets.
+
+Built to finish on 2 CPU cores in a few minutes and still show a trend in N, D, E and G: byte
+tokens from this Python's standard library, d_model 32–96, 2 layers, 128-token context,
+~1e11–1e12 training FLOPs per run (sized by counting before the trainer was timed; every knob
+is one constant below).
+"""
+
+from __future__ import annotations
+
+from mixlaws import config, registry
+
+from . import _common
+
+VARIANTS = ()
+
+SEQ_LEN = 128
+BATCH = 16  # sequences: 2,048 tokens per step; divisible by 8 devices
+TOKENS = (2**18, 2**19)  # 128 and 256 steps
+LR = 3e-3  # tiny models take a high peak LR
+# Dense sizes: (d_model, n_layers); heads of width 16 so the smallest model still has two.
+DENSE = {"xs": (32, 2), "s": (64, 2), "m": (96, 2)}
+HEAD_WIDTH = 16
+MOE_SIZE = "s"  # MoE runs share the dense "s" shape, so E and G change nothing else
+MOE = ((4, 1), (8, 1), (4, 2), (8, 2))  # (E, G); token choice with top-k = G keeps active params fixed
+
+
+def _shape(d_model: int, n_layers: int) -> registry.Point:
+  return {"model.d_model": d_model, "model.n_layers": n_layers, "model.n_heads": d_model // HEAD_WIDTH}
+
+
+def get_study(variant: str | None = None) -> registry.Study:
+  base = config.base_config()
+  _common.cpu_data(base)
+  base.model.seq_len = SEQ_LEN
+  base.moe.router = "token_choice"
+  base.train.batch_size = BATCH
+  base.train.lr = LR
+  base.train.schedule = "cosine"
+  base.train.final_lr_fraction = 0.1
+  base.train.warmup_fraction = 0.05
+  base.train.eval_tokens = 2**16  # 32 batches of held-out text at the end
+  base.checkpoint.every_steps = 64
+  base.output.log_every = 8
+
+  tokens = registry.axis("train.tokens", TOKENS)
+  dense = registry.product([_shape(*DENSE[name]) for name in DENSE], tokens)
+  moe = registry.product(
+    [_shape(*DENSE[MOE_SIZE])],
+    [{"moe.expansion_rate": e, "moe.granularity": g} for e, g in MOE],
+    tokens,
+  )
+  return registry.Study(
+    name="smoke",
+    description="CPU: dense at 3 sizes and MoE at E in {4, 8}, G in {1, 2}, 2 token budgets",
+    base=base,
+    sweep=registry.chain(dense, moe),
+  )
