@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import difflib
+import functools
 import hashlib
 import json
 import typing
@@ -218,6 +219,7 @@ class Config:
 _SECTIONS: dict[str, type] = typing.get_type_hints(Config)  # section name → its dataclass
 
 
+@functools.cache  # get_type_hints is slow and a study resolves thousands of configs
 def _field_types(section_cls: type) -> dict[str, type]:
   return typing.get_type_hints(section_cls)
 
