@@ -11,8 +11,8 @@ STUDY = "toy"
 RUNS = (
   ("dense", [], "done"),
   ("e8g2", ["moe.expansion_rate=8", "moe.granularity=2", "moe.router=token_choice"], "done"),
-  ("e4", ["moe.expansion_rate=4"], "done"),
-  ("e4-running", ["moe.expansion_rate=4", "train.lr=1e-3"], "running"),
+  ("e32", ["moe.expansion_rate=32"], "done"),
+  ("e32-running", ["moe.expansion_rate=32", "train.lr=1e-3"], "running"),
 )
 STEPS = 12
 TOKENS_PER_STEP = 1024

@@ -61,11 +61,11 @@ def test_collect_twice_gives_the_same_rows_and_rebuilds_from_run_dirs(tmp_path, 
   collect.collect(tmp_path, runs.STUDY, tmp_path / "rebuilt.sqlite")
   assert _dump(tmp_path / "rebuilt.sqlite") == before
   # A status change alone is picked up.
-  run = rundir.RunDir(tmp_path / runs.STUDY / "toy-e4-running")
+  run = rundir.RunDir(tmp_path / runs.STUDY / "toy-e32-running")
   run.write_status("failed", step=7, attempt=0, error="NaN loss")
   assert collect.collect(tmp_path, runs.STUDY).runs_written == 1
   with store.open(tmp_path) as st:
-    assert st.runs(runs.STUDY).set_index("run_id").loc["toy-e4-running", ["state", "step"]].tolist() == ["failed", 7]
+    assert st.runs(runs.STUDY).set_index("run_id").loc["toy-e32-running", ["state", "step"]].tolist() == ["failed", 7]
 
 
 def _losses(root, study, run_id):

@@ -20,9 +20,14 @@ def table(toy, runs):
 
 
 def test_rows_are_sorted_as_papers_list_them(table):
-  assert list(table.run_id) == ["toy-dense", "toy-e4", "toy-e4-running", "toy-e8g2"]
+  assert list(table.run_id) == [
+    "toy-dense",
+    "toy-e32",
+    "toy-e32-running",
+    "toy-e8g2",
+  ]  # switch before token_choice, though E·G = 32 > 16
   assert list(table.columns[-4:]) == ["flops_krajewski2024", "loss", "state", "next_line/acc"]
-  assert table.attrs["left_out"] == {"toy-e4-running": "state is running"}
+  assert table.attrs["left_out"] == {"toy-e32-running": "state is running"}
 
 
 def test_csv_and_parquet_parse_back_with_their_types(table, tmp_path):
@@ -86,8 +91,8 @@ def test_cli_collect_export_and_curves(tmp_path, runs):
   result = _cli("export", runs.STUDY, "--root", tmp_path, "--format", "csv", "--columns", "lr,next_line/acc")
   assert result.exit_code == 0
   back = pd.read_csv(io.StringIO(result.stdout)).set_index("run_id")
-  assert back.loc["toy-e4-running", "lr"] == 1e-3 and back.loc["toy-e4", "next_line/acc"] == written["toy-e4"]["acc"]
-  assert "note: 1 run(s) without a final_eval loss, e.g. toy-e4-running: state is running" in result.stderr
+  assert back.loc["toy-e32-running", "lr"] == 1e-3 and back.loc["toy-e32", "next_line/acc"] == written["toy-e32"]["acc"]
+  assert "note: 1 run(s) without a final_eval loss, e.g. toy-e32-running: state is running" in result.stderr
   out = tmp_path / "tables" / "losses.tex"
   result = _cli("export", runs.STUDY, "--root", tmp_path, "--out", out, "--loss", "smoothed_train", "--window", "3")
   assert result.exit_code == 0 and out.read_text().startswith(r"\begin{tabular}")

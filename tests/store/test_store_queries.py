@@ -29,7 +29,7 @@ def test_final_losses(toy, runs):
     by_fraction = st.final_losses(runs.STUDY, loss="smoothed_train", window=0.25)
   done = sorted(r for r, w in written.items() if w["state"] == "done")
   assert sorted(final_eval.run_id) == done
-  assert final_eval.attrs["left_out"] == {"toy-e4-running": "state is running"}
+  assert final_eval.attrs["left_out"] == {"toy-e32-running": "state is running"}
   for run_id in done:
     train = written[run_id]["train"]
     assert final_eval.set_index("run_id").loss[run_id] == written[run_id]["eval"][runs.STEPS]
@@ -71,8 +71,8 @@ def test_loss_at_tokens_curves_and_metric_at_end(toy, runs):
   assert dense.loss[3 * tokens_per_step] == pytest.approx((train[2] + train[3]) / 2)
   assert dense.loss[7.5 * tokens_per_step] == pytest.approx((train[6] + train[7]) / 2) and dense.step[7.5 * 1024] == 7
   # The running run stopped at step 6: it has not reached 7.5 or 12 steps' tokens.
-  assert sorted(at[at.run_id == "toy-e4-running"].tokens) == [3 * tokens_per_step]
-  assert at.attrs["left_out"][("toy-e4-running", 12 * tokens_per_step)] == "reached only 6144 tokens"
+  assert sorted(at[at.run_id == "toy-e32-running"].tokens) == [3 * tokens_per_step]
+  assert at.attrs["left_out"][("toy-e32-running", 12 * tokens_per_step)] == "reached only 6144 tokens"
   assert at_eval.set_index("run_id").loss["toy-e8g2"] == written["toy-e8g2"]["eval"][6]
   assert list(curves.columns) == ["run_id", "split", "step", "tokens", "flops", "name", "value"]
   assert set(curves.name) == {"loss", "grad_norm"} and len(curves) == 2 * sum(len(w["train"]) for w in written.values())
