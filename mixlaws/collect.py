@@ -149,8 +149,8 @@ def _ingest(st: store.Store, study: str, scan: _Scan, stored_row: tuple | None, 
     )
   metrics: list[tuple] = []
   chunk_rows = []
-  # Oldest attempt first: the store keeps, for each key, the last value written by the newest
-  # attempt, so this order alone makes the newest attempt (and the later line) win.
+  # The store keeps the newest attempt's value for a key whatever the order of writes; within one
+  # attempt the later write wins, so chunks go in step order, as the run wrote them.
   for name, data in sorted(scan.chunks, key=lambda c: _chunk_order(c[0])):
     attempt = rundir.parse_chunk_name(name)[2]
     rows, records, bad = parse_chunk(data, run_id, attempt)
@@ -169,7 +169,7 @@ def _ingest(st: store.Store, study: str, scan: _Scan, stored_row: tuple | None, 
 
 def _chunk_order(name: str) -> tuple[int, int, str]:
   first, _, attempt = rundir.parse_chunk_name(name)
-  return attempt, first, name
+  return first, attempt, name
 
 
 def parse_chunk(data: bytes, run_id: str, attempt: int) -> tuple[list[tuple], int, list[tuple[int, str]]]:
