@@ -440,5 +440,25 @@ def plan_command(study, variant, filter_text, fmt, accelerator, mfu, convention)
     click.echo(summary)
 
 
+@bench_group.command("collect")
+@click.option("--runs", type=int, default=300, show_default=True, help="Run dirs in the synthetic study.")
+@click.option("--steps", type=int, default=2000, show_default=True, help="Logged steps per run (6 scalars each).")
+@click.option("--chunk-steps", type=int, default=200, show_default=True, help="Steps per metrics chunk file.")
+@click.option("--repeats", type=int, default=2, show_default=True, help="Timings per case; the fastest is kept.")
+@click.option("--work-dir", help="Where to write the synthetic study [default: the system temp dir].")
+@click.option("--out", "out_dir", default="bench", show_default=True, help="Directory for collect.json and collect.md.")
+def bench_collect(runs, steps, chunk_steps, repeats, work_dir, out_dir) -> None:
+  """First collect of 3.6M values (target < 30 s) and a collect with nothing new (< 2 s)."""
+  from mixlaws import bench
+  from mixlaws.bench import collect as bench_collect_lib
+
+  if min(runs, steps, chunk_steps, repeats) < 1:
+    _fail(ValueError("--runs, --steps, --chunk-steps and --repeats must be positive"))
+  report = bench_collect_lib.run(runs=runs, steps=steps, chunk_steps=chunk_steps, repeats=repeats, work_dir=work_dir)
+  json_path, md_path = bench.write_report("collect", report, out_dir)
+  click.echo(bench.to_markdown("collect", report))
+  click.echo(f"wrote {json_path} and {md_path}")
+
+
 if __name__ == "__main__":
   main()
