@@ -1,0 +1,122 @@
+"""Transformer building blocks: initialisers, norms, RoPE, causal attention, the FFN."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from mixlaws.config import ModelConfig
+
+
+def dtype(name: str) -> jnp.dtype:
+  return jnp.dtype(name)
+
+
+def param(
+  rngs: nnx.Rngs, cfg: ModelConfig, shape: Sequence[int], fan_in: int, names: tuple[str | None, ...]
+) -> nnx.Param:
+  """A truncated-normal weight, std = init_scale / sqrt(fan_in) (Fedus et al. 2022; llm-random init)."""
+  init = jax.nn.initializers.truncated_normal(cfg.init_scale / math.sqrt(fan_in))
+  return nnx.Param(nnx.with_partitioning(init, names)(rngs.params(), tuple(shape), dtype(cfg.param_dtype)))
+
+
+def norm(cfg: ModelConfig, rngs: nnx.Rngs) -> nnx.Module:
+  """Pre-norm of the configured type; statistics in float32, output in the compute dtype."""
+  scale = nnx.with_partitioning(nnx.initializers.ones, ("embed",))
+  common = dict(epsilon=cfg.norm_eps, dtype=dtype(cfg.compute_dtype), param_dtype=dtype(cfg.param_dtype), rngs=rngs)
+  if cfg.norm == "rmsnorm":
+    return nnx.RMSNorm(cfg.d_model, scale_init=scale, **common)
+  bias = nnx.with_partitioning(nnx.initializers.zeros, ("embed",))
+  return nnx.LayerNorm(cfg.d_model, scale_init=scale, bias_init=bias, **common)
+
+
+def rope(x_bthk: jax.Array, theta: float) -> jax.Array:
+  """Rotary position embedding in float32, pairing feature i with i + K/2 (Su et al. 2021; llm-random RoPE).
+
+  Written by hand: neither JAX nor Flax ships a RoPE function.
+  """
+  t, k = x_bthk.shape[1], x_bthk.shape[3]
+  inv_freq = theta ** (-jnp.arange(0, k, 2, dtype=jnp.float32) / k)  # Su et al. 2021, Eq. 15
+  angles_tk = jnp.arange(t, dtype=jnp.float32)[:, None] * inv_freq[None, :]
+  sin, cos = jnp.sin(angles_tk)[None, :, None, :], jnp.cos(angles_tk)[None, :, None, :]
+  x1, x2 = jnp.split(x_bthk.astype(jnp.float32), 2, axis=-1)
+  return jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1).astype(x_bthk.dtype)
+
+
+class Attention(nnx.Module):
+  """Causal multi-head self-attention without biases; logits and softmax in float32."""
+
+  def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+    d, h, k = cfg.d_model, cfg.n_heads, cfg.head_dim
+    self.cfg = cfg
+    self.q = param(rngs, cfg, (d, h, k), d, ("embed", "heads", "head_dim"))
+    self.k = param(rngs, cfg, (d, h, k), d, ("embed", "heads", "head_dim"))
+    self.v = param(rngs, cfg, (d, h, k), d, ("embed", "heads", "head_dim"))
+    self.o = param(rngs, cfg, (h, k, d), h * k, ("heads", "head_dim", "embed"))
+
+  def __call__(self, x_btd: jax.Array) -> jax.Array:
+    cdt = x_btd.dtype
+    q_bthk = jnp.einsum("btd,dhk->bthk", x_btd, self.q[...].astype(cdt))
+    k_bthk = jnp.einsum("btd,dhk->bthk", x_btd, self.k[...].astype(cdt))
+    v_bthk = jnp.einsum("btd,dhk->bthk", x_btd, self.v[...].astype(cdt))
+    if self.cfg.positional == "rope":
+      q_bthk, k_bthk = rope(q_bthk, self.cfg.rope_theta), rope(k_bthk, self.cfg.rope_theta)
+    # jax.nn.dot_product_attention computes the logits and the softmax in float32 for bf16 inputs.
+    out_bthk = jax.nn.dot_product_attention(q_bthk, k_bthk, v_bthk, is_causal=True)
+    return jnp.einsum("bthk,hkd->btd", out_bthk, self.o[...].astype(cdt))
+
+
+def activate(h_f: jax.Array, gate_f: jax.Array | None, activation: str) -> jax.Array:
+  """The FFN nonlinearity; SwiGLU is silu(gate) · up (Shazeer 2020, Eq. 6)."""
+  if activation == "swiglu":
+    return jax.nn.silu(gate_f) * h_f
+  if activation == "gelu":
+    return jax.nn.gelu(h_f, approximate=False)
+  return jax.nn.relu(h_f)
+
+
+class Mlp(nnx.Module):
+  """Dense FFN of hidden width `width` (the dense FFN, or the shared experts fused into one)."""
+
+  def __init__(self, cfg: ModelConfig, width: int, *, rngs: nnx.Rngs):
+    d = cfg.d_model
+    self.activation = cfg.activation
+    self.up = param(rngs, cfg, (d, width), d, ("embed", "mlp"))
+    self.gate = param(rngs, cfg, (d, width), d, ("embed", "mlp")) if cfg.activation == "swiglu" else None
+    self.down = param(rngs, cfg, (width, d), width, ("mlp", "embed"))
+
+  def __call__(self, x_sd: jax.Array) -> jax.Array:
+    cdt = x_sd.dtype
+    h_sf = x_sd @ self.up[...].astype(cdt)
+    gate_sf = x_sd @ self.gate[...].astype(cdt) if self.gate is not None else None
+    return activate(h_sf, gate_sf, self.activation) @ self.down[...].astype(cdt)
+
+
+class Experts(nnx.Module):
+  """E expert FFNs of width d_ff / G, stored stacked so a batched or ragged matmul runs them all."""
+
+  def __init__(self, cfg: ModelConfig, n_experts: int, width: int, *, rngs: nnx.Rngs):
+    d = cfg.d_model
+    self.activation = cfg.activation
+    self.up = param(rngs, cfg, (n_experts, d, width), d, ("expert", "embed", "mlp"))
+    gated = cfg.activation == "swiglu"
+    self.gate = param(rngs, cfg, (n_experts, d, width), d, ("expert", "embed", "mlp")) if gated else None
+    self.down = param(rngs, cfg, (n_experts, width, d), width, ("expert", "mlp", "embed"))
+
+  def batched(self, x_ecd: jax.Array) -> jax.Array:
+    """Each expert on its own capacity buffer: (E, C, D) → (E, C, D)."""
+    cdt = x_ecd.dtype
+    h_ecf = jnp.einsum("ecd,edf->ecf", x_ecd, self.up[...].astype(cdt))
+    gate_ecf = jnp.einsum("ecd,edf->ecf", x_ecd, self.gate[...].astype(cdt)) if self.gate is not None else None
+    return jnp.einsum("ecf,efd->ecd", activate(h_ecf, gate_ecf, self.activation), self.down[...].astype(cdt))
+
+  def ragged(self, x_ad: jax.Array, group_sizes_e: jax.Array) -> jax.Array:
+    """Rows sorted by expert, `group_sizes_e` rows per expert, through `jax.lax.ragged_dot`: (A, D) → (A, D)."""
+    cdt = x_ad.dtype
+    h_af = jax.lax.ragged_dot(x_ad, self.up[...].astype(cdt), group_sizes_e)
+    gate_af = jax.lax.ragged_dot(x_ad, self.gate[...].astype(cdt), group_sizes_e) if self.gate is not None else None
+    return jax.lax.ragged_dot(activate(h_af, gate_af, self.activation), self.down[...].astype(cdt), group_sizes_e)

@@ -1,0 +1,62 @@
+"""The MoE FFN: E·G experts of width d_ff / G with G active per token (Krajewski et al. 2024 §3)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from mixlaws.config import ModelConfig, MoEConfig
+from mixlaws.models import dispatch, routers
+from mixlaws.models.layers import Experts, Mlp, norm, param
+
+
+class MoE(nnx.Module):
+  """Router (float32) → dispatch → experts → combine, plus optional shared experts and output norm.
+
+  Returns the output and this layer's router statistics: load_balance_loss, z_loss (unweighted),
+  dropped_frac, load_cv, router_entropy (see `routers`). Training uses moe.capacity_factor,
+  evaluation moe.eval_capacity_factor; a factor of 0 sizes every buffer for all tokens (dropless).
+  """
+
+  def __init__(self, cfg: ModelConfig, moe: MoEConfig, *, rngs: nnx.Rngs):
+    width = cfg.d_ff // moe.granularity
+    self.moe = moe
+    self.router = param(rngs, cfg, (cfg.d_model, moe.n_experts), cfg.d_model, ("embed", "expert"))
+    self.experts = Experts(cfg, moe.n_experts, width, rngs=rngs)
+    # n always-active experts of width w act as one dense FFN of width n·w: same function, one matmul.
+    self.shared = Mlp(cfg, moe.n_shared_experts * width, rngs=rngs) if moe.n_shared_experts else None
+    # Krajewski et al. 2024 App. A: an extra norm before the MoE output, crucial for expert choice at G > 1.
+    use_output_norm = moe.router == "expert_choice" and moe.output_norm
+    self.output_norm = norm(cfg, rngs) if use_output_norm else None
+
+  def __call__(self, x_btd: jax.Array, train: bool) -> tuple[jax.Array, dict[str, jax.Array]]:
+    b, t, d = x_btd.shape
+    moe = self.moe
+    # Router in float32 (Krajewski et al. 2024 App. A; Ludziejewski et al. 2025 §5.1).
+    logits_bte = jnp.einsum("btd,de->bte", x_btd.astype(jnp.float32), self.router[...].astype(jnp.float32))
+    x_sd = x_btd.reshape(b * t, d)
+    if moe.router in ("token_choice", "switch"):
+      factor = moe.capacity_factor if train else moe.eval_capacity_factor
+      c = routers.capacity(b * t, moe.top_k, moe.n_experts, factor)
+      order, renorm = (moe.softmax_order, moe.renormalize) if moe.router == "token_choice" else ("before_topk", False)
+      routing, stats = routers.token_choice(logits_bte, moe.top_k, c, order, renorm)
+      if moe.dispatch == "ragged":
+        stats = dict(stats, dropped_frac=jnp.zeros(()))  # ragged_dot never drops
+      y_sd = dispatch.TOKEN_DISPATCH[moe.dispatch](x_sd, routing, self.experts)
+    elif moe.router == "expert_choice":
+      quota = routers.expert_quota(moe.group_size, moe.granularity, moe.n_experts)
+      routing, stats = routers.expert_choice(logits_bte, moe.group_size, quota)
+      y_sd = dispatch.EXPERT_DISPATCH[moe.dispatch](x_sd, routing, self.experts)
+    elif moe.discrete_routing:
+      routing, stats = routers.discrete_mixture(logits_bte, moe.group_size, moe.temperature)
+      y_sd = dispatch.EXPERT_DISPATCH[moe.dispatch](x_sd, routing, self.experts)
+    else:
+      merge_ngte, stats = routers.mixture_weights(logits_bte, moe.group_size, moe.temperature)
+      y_sd = dispatch.mixture(x_sd, merge_ngte, self.experts)
+    y_btd = y_sd.reshape(b, t, d)
+    if self.output_norm is not None:
+      y_btd = self.output_norm(y_btd)
+    if self.shared is not None:
+      y_btd = y_btd + self.shared(x_btd)
+    return y_btd, stats
