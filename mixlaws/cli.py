@@ -191,80 +191,6 @@ def preflight_command(config_path, overrides, topology, n_devices) -> None:
   sys.exit(0 if verdict.fits else 1)
 
 
-@main.group("data")
-def data_group() -> None:
-  """Prepare and inspect datasets."""
-
-
-@data_group.command("prepare")
-@config_options
-def data_prepare(config_path, overrides) -> None:
-  """Prepare the configured dataset once: TFDS files and the token cache of both splits."""
-  from mixlaws import console, data
-
-  try:
-    cfg = load_config(config_path, overrides)
-    streams = data.prepare(cfg.data, data.tokenizer(cfg.data))
-  except ValueError as e:
-    _fail(e)
-  width = cfg.model.seq_len + 1
-  rows = [
-    [s.name, f"{s.n_documents:,}", f"{len(s.tokens):,}", f"{-(-len(s.tokens) // width):,}", s.path]
-    for s in streams.values()
-  ]
-  console.print_table("prepared", ["split", "documents", "tokens", f"windows of {width}", "token cache"], rows)
-
-
-@main.group("tokenizer")
-def tokenizer_group() -> None:
-  """Train tokenizers."""
-
-
-@tokenizer_group.command("train")
-@config_options
-@click.option("--out", "output", required=True, metavar="PATH", help="Where to write the .model file (local or gs://).")
-@click.option("--vocab-size", type=int, default=8192, show_default=True, help="Pieces in the vocabulary.")
-@click.option("--model-type", type=click.Choice(["bpe", "unigram"]), default="bpe", show_default=True)
-@click.option("--threads", type=int, default=1, show_default=True, help="Trainer threads.")
-def tokenizer_train(config_path, overrides, output, vocab_size, model_type, threads) -> None:
-  """Train a SentencePiece model on the train split of the configured dataset."""
-  from mixlaws import data
-
-  try:
-    cfg = load_config(config_path, overrides)
-    tok = data.train_on_dataset(cfg.data, output, vocab_size, model_type, threads)
-  except ValueError as e:
-    _fail(e)
-  click.echo(f"wrote {output} ({tok.vocab_size} pieces); train with -o data.tokenizer=sentencepiece")
-  click.echo(f"  -o data.tokenizer_path={output} -o model.vocab_size={tok.vocab_size}")
-
-
-@main.group("bench")
-def bench_group() -> None:
-  """Benchmarks, each reporting ratios measured inside one process."""
-
-
-@bench_group.command("data")
-@config_options
-@click.option("--batch-size", type=int, default=4, show_default=True, help="Sequences per batch.")
-@click.option("--batches", type=int, default=200, show_default=True, help="Pipeline batches per timing.")
-@click.option("--out", "out_dir", default="bench", show_default=True, help="Directory for data.json and data.md.")
-def bench_data(config_path, overrides, batch_size, batches, out_dir) -> None:
-  """Pipeline tokens/s against the tokens/s a ~20M dense model trains at (target: >= 20x)."""
-  from mixlaws import bench
-  from mixlaws.bench import data as bench_data_lib
-
-  try:
-    # The benchmark's model first; the command line's overrides may change it.
-    cfg = load_config(config_path, (*bench_data_lib.MODEL_OVERRIDES, *overrides))
-    report = bench_data_lib.run(cfg, batch_size=batch_size, batches=batches)
-  except ValueError as e:
-    _fail(e)
-  json_path, md_path = bench.write_report("data", report, out_dir)
-  click.echo(bench.to_markdown("data", report))
-  click.echo(f"wrote {json_path} and {md_path}")
-
-
 def store_options(fn):
   """--root and --store, shared by the commands that read or write the results store."""
   fn = click.option("--store", "store_path", metavar="PATH", help="Results store [default: ROOT/results.sqlite].")(fn)
@@ -363,6 +289,54 @@ def curves_command(study, root, store_path, fmt, out, split, names) -> None:
     click.echo(text, nl=False)
 
 
+@main.group("data")
+def data_group() -> None:
+  """Prepare and inspect datasets."""
+
+
+@data_group.command("prepare")
+@config_options
+def data_prepare(config_path, overrides) -> None:
+  """Prepare the configured dataset once: TFDS files and the token cache of both splits."""
+  from mixlaws import console, data
+
+  try:
+    cfg = load_config(config_path, overrides)
+    streams = data.prepare(cfg.data, data.tokenizer(cfg.data))
+  except ValueError as e:
+    _fail(e)
+  width = cfg.model.seq_len + 1
+  rows = [
+    [s.name, f"{s.n_documents:,}", f"{len(s.tokens):,}", f"{-(-len(s.tokens) // width):,}", s.path]
+    for s in streams.values()
+  ]
+  console.print_table("prepared", ["split", "documents", "tokens", f"windows of {width}", "token cache"], rows)
+
+
+@main.group("tokenizer")
+def tokenizer_group() -> None:
+  """Train tokenizers."""
+
+
+@tokenizer_group.command("train")
+@config_options
+@click.option("--out", "output", required=True, metavar="PATH", help="Where to write the .model file (local or gs://).")
+@click.option("--vocab-size", type=int, default=8192, show_default=True, help="Pieces in the vocabulary.")
+@click.option("--model-type", type=click.Choice(["bpe", "unigram"]), default="bpe", show_default=True)
+@click.option("--threads", type=int, default=1, show_default=True, help="Trainer threads.")
+def tokenizer_train(config_path, overrides, output, vocab_size, model_type, threads) -> None:
+  """Train a SentencePiece model on the train split of the configured dataset."""
+  from mixlaws import data
+
+  try:
+    cfg = load_config(config_path, overrides)
+    tok = data.train_on_dataset(cfg.data, output, vocab_size, model_type, threads)
+  except ValueError as e:
+    _fail(e)
+  click.echo(f"wrote {output} ({tok.vocab_size} pieces); train with -o data.tokenizer=sentencepiece")
+  click.echo(f"  -o data.tokenizer_path={output} -o model.vocab_size={tok.vocab_size}")
+
+
 @main.command("studies")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def studies_command(fmt) -> None:
@@ -394,6 +368,8 @@ def _plan_cell(column: str, value) -> str:
     return f"{value:.3g}"
   if column == "router":
     return registry.ROUTER_CODES.get(value, value)
+  if column == "fits":
+    return "yes" if value else "NO"
   return str(value)
 
 
@@ -408,7 +384,10 @@ def _plan_cell(column: str, value) -> str:
 @click.option("--mfu", type=float, default=0.4, show_default=True, help="Assumed model FLOPs utilisation.")
 @click.option("--convention", type=click.Choice(config_lib.FLOPS_CONVENTIONS), default="chinchilla",
               show_default=True, help="FLOPs convention of the flops column and the totals.")  # fmt: skip
-def plan_command(study, variant, filter_text, fmt, accelerator, mfu, convention) -> None:
+@click.option("--preflight", "preflight_target", default=None, metavar="TOPOLOGY",
+              help="Compile each distinct run shape for TOPOLOGY (e.g. v5p:4x4x4, or local[:N] devices) and add "
+                   "its memory per device and verdict.")  # fmt: skip
+def plan_command(study, variant, filter_text, fmt, accelerator, mfu, convention, preflight_target) -> None:
   """One row per run of STUDY (id, shape, E, G, router, parameters, tokens, steps, FLOPs) and the totals."""
   import csv
 
@@ -417,9 +396,18 @@ def plan_command(study, variant, filter_text, fmt, accelerator, mfu, convention)
   try:
     cost = registry.Cost.of(accelerator, mfu)
     specs = registry.expand(study, variant, filter_text)
+    rows = [spec.row(convention) for spec in specs]
+    columns = PLAN_COLUMNS
+    if preflight_target:
+      from mixlaws import preflight
+
+      verdicts = preflight.preflight_many([spec.config for spec in specs], preflight_target)
+      for row, verdict in zip(rows, verdicts, strict=True):
+        row["memory_gib"] = round(verdict.bytes_per_device / 2**30, 3)
+        row["fits"] = verdict.fits
+      columns = (*PLAN_COLUMNS, "memory_gib", "fits")
   except ValueError as e:
     _fail(e)
-  rows = [spec.row(convention) for spec in specs]
   total = registry.totals(specs, cost, convention)
   summary = (
     f"{total['runs']} runs, {total['flops']:.3g} training FLOPs ({convention}), "
@@ -429,15 +417,42 @@ def plan_command(study, variant, filter_text, fmt, accelerator, mfu, convention)
     plan = {"study": study, "variant": variant, "filter": filter_text, "runs": rows, "totals": total}
     click.echo(json.dumps(plan, indent=2))
   elif fmt == "csv":
-    writer = csv.DictWriter(sys.stdout, fieldnames=PLAN_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     click.echo(summary, err=True)
   else:
-    table = [[_plan_cell(c, r[c]) for c in PLAN_COLUMNS] for r in rows]
+    table = [[_plan_cell(c, r[c]) for c in columns] for r in rows]
     headers = ["run id", "d", "L", "E", "G", "k", "router", "N", "N_act", "N_non-emb", "D", "steps", "FLOPs"]
+    headers += ["GiB/device", "fits"] if preflight_target else []
     console.print_table(study if variant is None else f"{study} ({variant})", headers, table)
     click.echo(summary)
+
+
+@main.group("bench")
+def bench_group() -> None:
+  """Benchmarks, each reporting ratios measured inside one process."""
+
+
+@bench_group.command("data")
+@config_options
+@click.option("--batch-size", type=int, default=4, show_default=True, help="Sequences per batch.")
+@click.option("--batches", type=int, default=200, show_default=True, help="Pipeline batches per timing.")
+@click.option("--out", "out_dir", default="bench", show_default=True, help="Directory for data.json and data.md.")
+def bench_data(config_path, overrides, batch_size, batches, out_dir) -> None:
+  """Pipeline tokens/s against the tokens/s a ~20M dense model trains at (target: >= 20x)."""
+  from mixlaws import bench
+  from mixlaws.bench import data as bench_data_lib
+
+  try:
+    # The benchmark's model first; the command line's overrides may change it.
+    cfg = load_config(config_path, (*bench_data_lib.MODEL_OVERRIDES, *overrides))
+    report = bench_data_lib.run(cfg, batch_size=batch_size, batches=batches)
+  except ValueError as e:
+    _fail(e)
+  json_path, md_path = bench.write_report("data", report, out_dir)
+  click.echo(bench.to_markdown("data", report))
+  click.echo(f"wrote {json_path} and {md_path}")
 
 
 @bench_group.command("collect")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+
 import rich.console
 import rich.table
 
-console = rich.console.Console()
+# Piped output (CI logs, `| less`) gets wide tables instead of rich's 80-column default.
+console = rich.console.Console(width=None if sys.stdout.isatty() else 200)
 
 
 def human(value: float, unit: str = "") -> str:

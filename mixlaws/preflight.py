@@ -98,3 +98,34 @@ def preflight(cfg: Config, topology: str | None = None, n_devices: int | None = 
 
 _EXHAUSTED = re.compile(r"RESOURCE_EXHAUSTED.*?\(([\d.]+)([KMGT])\) exceeds", re.S)
 _UNITS = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def memory_key(cfg: Config) -> tuple:
+  """What a run's memory depends on: model, MoE layer, mesh and the largest batch (not tokens or lr)."""
+  batch = max(seg.batch_size for seg in budget.segments(cfg.train, cfg.model.seq_len))
+  return (cfg.model, cfg.moe, cfg.mesh, batch)
+
+
+def preflight_many(configs: list[Config], target: str) -> list[Verdict]:
+  """A verdict per config, compiling once per distinct memory_key. target: a TPU topology or local[:N]."""
+  topology, n_devices = parse_target(target)
+  cache: dict[tuple, Verdict] = {}
+  verdicts = []
+  for cfg in configs:
+    key = memory_key(cfg)
+    if key not in cache:
+      cache[key] = preflight(cfg, topology=topology, n_devices=n_devices)
+    verdicts.append(cache[key])
+  return verdicts
+
+
+def parse_target(target: str) -> tuple[str | None, int | None]:
+  """'v5p:4x4x4' → (topology, None); 'local' → (None, None) for all local devices; 'local:8' → (None, 8)."""
+  if target == "local":
+    return None, None
+  if target.startswith("local:"):
+    count = target.split(":", 1)[1]
+    if not count.isdigit() or int(count) < 1:
+      raise ValueError(f"preflight: expected local:N with N >= 1, got {target!r}")
+    return None, int(count)
+  return target, None
