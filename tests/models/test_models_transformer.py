@@ -1,5 +1,7 @@
 """The transformer LM: parameter counts, axis names, stacking, shapes, causality, remat, sharding."""
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -123,7 +125,6 @@ def test_shapes_dtypes_and_causality_by_gradients(tiny_config, materialize, fast
   graphdef, state = nnx.split(model)
   tokens_bt, t0 = _tokens(cfg), 3
 
-  @fast_jit
   def embed_grad_and_outputs(state):
     def logits_at_t0(state):
       logits_btv, aux = nnx.merge(graphdef, state)(tokens_bt, train=True)
@@ -132,7 +133,7 @@ def test_shapes_dtypes_and_causality_by_gradients(tiny_config, materialize, fast
     grads, outputs = jax.grad(logits_at_t0, has_aux=True)(state)
     return grads["embed"], outputs  # XLA prunes the unused weight gradients
 
-  embed_grad, (logits_btv, aux) = embed_grad_and_outputs(state)
+  embed_grad, (logits_btv, aux) = fast_jit(embed_grad_and_outputs)(state)
   assert logits_btv.shape == (4, 8, 259) and logits_btv.dtype == jnp.float32
   assert set(aux) == set(models.AUX_KEYS) | {PER_LAYER + k for k in models.AUX_KEYS}
   assert all(aux[k].shape == () and np.isfinite(aux[k]) for k in models.AUX_KEYS)
@@ -142,6 +143,9 @@ def test_shapes_dtypes_and_causality_by_gradients(tiny_config, materialize, fast
     assert float(aux["router_entropy"]) > 0
   param_dtype = jnp.dtype(cfg.model.param_dtype)
   assert all(p.dtype == param_dtype for p in _params(model))
+  # the blocks' matmuls run in the compute dtype (the logits come out in float32 regardless)
+  short = {"bfloat16": "bf16", "float32": "f32"}[cfg.model.compute_dtype]
+  assert re.search(short + r"\[[\d,]*\] = dot_general", str(jax.make_jaxpr(embed_grad_and_outputs)(state)))
   # d logits[:, t0] / d embedding rows: zero for every token after t0 (in any sequence), not before
   row_norms_bt = np.linalg.norm(np.asarray(embed_grad[...], np.float32)[np.asarray(tokens_bt)], axis=-1)
   assert np.all(row_norms_bt[:, t0 + 1 :] == 0)
