@@ -73,8 +73,21 @@ class RunDir:
       if json.loads(self.config_path.read_text()) != json.loads(text):
         raise ValueError(f"{self.config_path}: exists with a different config; a run dir's config is written once")
       return False
-    self.path.mkdir(parents=True, exist_ok=True)
-    _atomic_write(self.config_path, text)
+    if os.fspath(self.path).startswith("gs://") or self.path.exists():
+      self.path.mkdir(parents=True, exist_ok=True)
+      _atomic_write(self.config_path, text)
+      return True
+    # A new run dir appears whole, config included, so a collector never sees it without config.json.
+    self.path.parent.mkdir(parents=True, exist_ok=True)
+    staging = self.path.parent / f".{self.path.name}.{os.getpid()}.tmp"
+    staging.mkdir(parents=True, exist_ok=True)
+    (staging / "config.json").write_text(text)
+    try:
+      os.rename(os.fspath(staging), os.fspath(self.path))
+    except OSError:  # another process created it first: fall back to comparing with its config
+      (staging / "config.json").unlink()
+      staging.rmdir()
+      return self.write_config(record)
     return True
 
   def read_config(self) -> dict[str, Any]:

@@ -177,7 +177,7 @@ def check_batch_sizes(cfg: Config, batch_sharding: NamedSharding) -> None:
 def _cpu_peak_flops() -> float:
   from mixlaws import bench
 
-  return bench.matmul_peak_flops(n=512, repeats=3)
+  return bench.matmul_peak_flops(n=1024, repeats=5)
 
 
 def peak_flops() -> float:
