@@ -501,5 +501,202 @@ def bench_model(config_path, overrides, repeats, only, out_dir) -> None:
   click.echo(f"wrote {json_path} and {md_path}")
 
 
+BACKENDS = ("local", "local-multihost", "tpu-vm", "xpk")
+
+
+@main.command("run")
+@click.argument("study")
+@click.option("--variant", default=None, help="A variant of the study, e.g. tiny.")
+@click.option("--filter", "filter_text", default=None, metavar="EXPR", help="Only runs where every clause holds.")
+@click.option("--backend", type=click.Choice(BACKENDS), default="local", show_default=True)
+@click.option("--root", default="./runs", show_default=True, help="Run root (gs://… for tpu-vm and xpk).")
+@click.option("--retry-failed", is_flag=True, help="Train failed runs again (otherwise they are skipped).")
+@click.option("--stale-after", type=float, default=None, metavar="SECONDS",
+              help="A running run whose worker is silent this long is taken over [default: 300].")  # fmt: skip
+@click.option("--dry-run", is_flag=True, help="Print the commands it would run; run and write nothing.")
+@click.option("--workers", type=int, default=1, show_default=True, help="local*: worker processes (or groups).")
+@click.option("--no-progress", is_flag=True, help="local*: no live view, only the final summary.")
+@click.option("--processes", type=int, default=2, show_default=True, help="local-multihost: processes per worker.")
+@click.option("--devices-per-process", type=int, default=None, help="local-multihost: fake CPU devices per process.")
+@click.option("--accelerator-type", default=None, help="tpu-vm, xpk: slice type, e.g. v5p-128, v5litepod-16, v6e-8.")
+@click.option("--slices", type=int, default=1, show_default=True, help="tpu-vm, xpk: slices working the queue.")
+@click.option("--project", default="", help="tpu-vm, xpk: GCP project [default: gcloud's].")
+@click.option("--zone", default="", help="tpu-vm, xpk: zone [default: gcloud's compute/zone].")
+@click.option("--name", default="", help="tpu-vm, xpk: slice/workload name prefix [default: from the study].")
+@click.option(
+  "--package", default=None, help="tpu-vm, xpk: pip requirement installing mixlaws[tpu,gcp] ('' = present)."
+)
+@click.option("--pack-chips", is_flag=True, help="tpu-vm, xpk: one single-chip worker per chip, for small runs.")
+@click.option("--poll", type=float, default=30.0, show_default=True, help="tpu-vm, xpk: seconds between looks.")
+@click.option("--runtime-version", default="", help="tpu-vm: TPU software version [default: the chip's].")
+@click.option("--provisioning", type=click.Choice(["standard", "spot", "reserved"]), default="standard",
+              show_default=True, help="tpu-vm: how the slices are provisioned.")  # fmt: skip
+@click.option("--cluster", default="", help="xpk: the GKE cluster.")
+@click.option("--docker-image", default="python:3.11", show_default=True, help="xpk: the workloads' image.")
+@click.option("--max-restarts", type=int, default=10, show_default=True, help="xpk: restarts after preemptions.")
+def run_command(study, variant, filter_text, backend, root, retry_failed, stale_after, dry_run, workers, no_progress,
+                processes, devices_per_process, accelerator_type, slices, project, zone, name, package, pack_chips,
+                poll, runtime_version, provisioning, cluster, docker_image, max_restarts) -> None:  # fmt: skip
+  """Queue STUDY's runs under ROOT (once) and start workers on a backend; rerun it after any failure."""
+  from mixlaws import registry, sweep
+  from mixlaws.launch import common, local, local_multihost, tpu_vm, xpk
+
+  options = common.WorkerOptions(retry_failed, sweep.STALE_AFTER if stale_after is None else stale_after)
+  try:
+    specs = registry.expand(study, variant, filter_text)
+    if not specs:
+      raise ValueError(f"--filter: no run of {study} passes {filter_text!r}")
+    label = specs[0].study
+    if backend in ("tpu-vm", "xpk") and not accelerator_type:
+      raise ValueError(f"--accelerator-type: the {backend} backend needs a slice type, e.g. v5p-128")
+    if backend == "tpu-vm":
+      cloud = tpu_vm.Options(accelerator_type, slices, project, zone, runtime_version, provisioning, name, package,
+                             pack_chips, poll)  # fmt: skip
+      checked = tpu_vm.plan(label, root, cloud, options, dry_run=dry_run)
+    elif backend == "xpk":
+      cloud = xpk.Options(cluster, accelerator_type, slices, project, zone, docker_image, name, package, pack_chips,
+                          max_restarts, poll)  # fmt: skip
+      checked = xpk.plan(label, root, cloud, options, dry_run=dry_run)
+    elif backend == "local":
+      commands = local.commands(label, root, workers, options)
+    else:
+      commands = local_multihost.commands(label, root, processes=processes, workers=workers,
+                                          devices_per_process=devices_per_process, options=options)  # fmt: skip
+    if dry_run:
+      click.echo(f"# queue: {len(specs)} runs under {sweep.study_dir(root, label)} (not written in a dry run)")
+    else:
+      queued = sweep.enqueue(specs, root)
+      click.echo(f"queue: {len(specs)} runs under {sweep.study_dir(root, label)} ({queued['new']} new)")
+    if backend == "tpu-vm":
+      code = tpu_vm.execute(checked, label, root, cloud, options, dry_run=dry_run, echo=click.echo)
+    elif backend == "xpk":
+      code = xpk.execute(checked, label, root, cloud, options, dry_run=dry_run, echo=click.echo)
+    elif dry_run:
+      for command in commands:
+        click.echo(command.shell())
+      code = 0
+    else:
+      code = local.launch(commands, label, root, options, display=not no_progress, echo=click.echo)
+  except ValueError as e:
+    _fail(e)
+  sys.exit(code)
+
+
+@main.command("worker")
+@click.argument("study")
+@click.option("--root", default="./runs", show_default=True, help="Run root (local or gs://).")
+@click.option("--retry-failed", is_flag=True, help="Also take failed runs.")
+@click.option("--stale-after", type=float, default=None, metavar="SECONDS",
+              help="Take over a running run whose worker is silent this long [default: 300].")  # fmt: skip
+@click.option("--quiet", is_flag=True, help="No parameter tables or progress bars.")
+@click.option("--tpu-pod", is_flag=True, help="Join the other hosts of this TPU slice (jax.distributed auto-detect).")
+@click.option("--pack-chips", type=int, default=0, metavar="N", help="Run N single-chip workers on this TPU host.")
+@distributed_options
+def worker_command(study, root, retry_failed, stale_after, quiet, tpu_pod, pack_chips, coordinator, num_processes,
+                   process_id) -> None:  # fmt: skip
+  """Claim and train runs of STUDY's queue until none is left; exit 0, or 75 when stopped by a signal."""
+  from mixlaws import sweep
+
+  stale_after = sweep.STALE_AFTER if stale_after is None else stale_after
+  try:
+    sweep.study_dir(root, study)
+    if pack_chips:
+      from mixlaws.launch import common, supervise
+
+      options = common.WorkerOptions(retry_failed, stale_after)
+      commands = common.packed_commands(common.worker_args(study, root, options), pack_chips)
+      codes = supervise.wait(supervise.start(commands), echo=click.echo)
+      sys.exit(75 if 75 in codes else 1 if any(codes) else 0)
+    distributed = None
+    if coordinator or num_processes or process_id is not None:
+      base = config_lib.resolve(config_lib.base_config())
+      distributed = with_distributed(base, coordinator, num_processes, process_id).distributed
+    report = sweep.work(root, study, retry_failed=retry_failed, stale_after=stale_after, progress=not quiet,
+                        distributed=distributed, tpu_pod=tpu_pod, log=click.echo)  # fmt: skip
+  except ValueError as e:
+    _fail(e)
+  click.echo(
+    f"worker: trained {len(report.trained)} run(s)" + (f"; stopped by {report.stopped_by}" if report.stopped_by else "")
+  )
+  sys.exit(75 if report.stopped_by else 0)
+
+
+@main.command("status")
+@click.argument("study")
+@click.option("--variant", default=None, help="A variant of the study, e.g. tiny.")
+@click.option("--root", default="./runs", show_default=True, help="Run root (local or gs://).")
+@click.option("--stale-after", type=float, default=None, metavar="SECONDS",
+              help="A running run silent this long shows as stale [default: 300].")  # fmt: skip
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def status_command(study, variant, root, stale_after, fmt) -> None:
+  """Runs of STUDY per state, and each run's step, attempt and heartbeat age."""
+  import dataclasses
+
+  from mixlaws import console, sweep
+
+  label = study if variant is None else f"{study}-{variant}"
+  try:
+    if not sweep.study_dir(root, label).exists():
+      raise ValueError(f"{sweep.study_dir(root, label)}: no runs; `mixlaws run {label}` queues them")
+    rows = sweep.scan(root, label, stale_after=sweep.STALE_AFTER if stale_after is None else stale_after)
+  except ValueError as e:
+    _fail(e)
+  found = sweep.counts(rows)
+  if fmt == "json":
+    click.echo(json.dumps({"counts": found, "runs": [dataclasses.asdict(r) for r in rows]}, indent=2))
+    return
+  table = [[r.run_id, r.state, f"{r.step}/{r.total_steps}", str(r.attempt), f"{r.heartbeat_age:.0f}s", r.host,
+            (r.error or "")[:60]] for r in rows]  # fmt: skip
+  console.print_table(f"{label}: " + ", ".join(f"{n} {s}" for s, n in found.items() if n),
+                      ["run id", "state", "step", "attempt", "heartbeat", "host", "error"], table)  # fmt: skip
+
+
+@main.command("eval")
+@click.argument("target", metavar="STUDY|RUN_DIR")
+@click.option("--tasks", "task_text", default="line_end,close_brackets", show_default=True, metavar="TASK[,TASK]",
+              help="Embedded: line_end, next_line, close_brackets; TFDS: hellaswag, arc_easy, arc_challenge, piqa, "
+                   "winogrande; or a .jsonl file of {context, choices, answer}.")  # fmt: skip
+@click.option("--root", default="./runs", show_default=True, help="Run root holding STUDY.")
+@click.option("--step", type=int, help="Checkpoint step to evaluate [default: each run's latest].")
+@click.option("--shots", type=int, default=0, show_default=True, help="Few-shot demonstrations per example (seeded).")
+@click.option("--samples", type=int, default=8, show_default=True,
+              help="Generative tasks: completions per problem; pass@k is reported for k up to this.")  # fmt: skip
+@click.option("--temperature", type=float, default=0.8, show_default=True, help="Generative tasks: 0 → greedy.")
+@click.option("--limit", type=int, default=0, help="Examples per task [default: all; embedded tasks 500 and 200].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds examples, demonstrations and sampling.")
+@click.option("--batch-size", type=int, default=0, help="Rows per batch [default: the run's train.batch_size].")
+@click.option("--data-dir", default="", help="Where TFDS benchmarks were prepared [default: the run's data dir].")
+@click.option("--force", is_flag=True, help="Evaluate again where a done marker exists.")
+def eval_command(target, task_text, root, step, shots, samples, temperature, limit, seed, batch_size, data_dir,
+                 force) -> None:  # fmt: skip
+  """Score checkpoints on downstream tasks into each run dir (split 'downstream'); done (run, task, step)s are skipped."""
+  import os
+
+  from mixlaws import evaluation
+
+  def show(result) -> None:
+    values = ", ".join(f"{k} {v:.4g}" for k, v in result.metrics.items() if k != "acc_stderr")
+    note = f" ({result.skipped})" if result.skipped else ""
+    click.echo(f"{os.path.basename(result.run_dir)} step {result.step} {result.task}: {values}{note}")
+
+  errors, waiting = {}, []
+  try:
+    specs = evaluation.task_names(task_text)
+    options = evaluation.Options(shots=shots, samples=samples, temperature=temperature, limit=limit, seed=seed,
+                                 data_dir=data_dir, batch_size=batch_size)  # fmt: skip
+    options.validate()
+    if os.path.isfile(os.path.join(target, "config.json")):
+      evaluation.evaluate_run(target, specs, options, step=step, force=force, on_result=show)
+    else:
+      _, errors, waiting = evaluation.evaluate_study(
+        root, target, specs, options, step=step, force=force, on_result=show,
+        on_error=lambda run_dir, error: click.echo(f"error: {run_dir}: {error}", err=True))  # fmt: skip
+  except ValueError as e:
+    _fail(e)
+  if waiting:
+    click.echo(f"note: {len(waiting)} run(s) have no checkpoint yet, e.g. {waiting[0]}", err=True)
+  sys.exit(1 if errors else 0)
+
+
 if __name__ == "__main__":
   main()
