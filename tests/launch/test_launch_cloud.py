@@ -5,7 +5,9 @@ import contextlib
 import json
 import shlex
 import signal
+import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -215,3 +217,15 @@ def test_resource_names_are_valid_and_distinct():
            for i in (0, 11)}  # fmt: skip
   assert len(names) == 8
   assert all(len(n) <= 40 and n[0].isalpha() and set(n) <= set("abcdefghijklmnopqrstuvwxyz0123456789-") for n in names)
+
+
+def test_bootstrap_stops_a_previous_worker_and_parses(tmp_path):
+  assert subprocess.run(["bash", "-n", "-c", common.bootstrap_script()], check=False).returncode == 0
+  old = subprocess.Popen(["sleep", "60"])  # a worker left on the host by an earlier launch
+  reaper = threading.Thread(target=old.wait)
+  reaper.start()
+  (tmp_path / "mixlaws-worker.pid").write_text(f"{old.pid}\n")
+  env = {"PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path)}
+  done = subprocess.run(["bash", "-c", common.stop_command()], env=env, timeout=30, check=False)
+  reaper.join()
+  assert done.returncode == 0 and old.returncode == -signal.SIGINT  # asked to stop as Ctrl-C asks

@@ -90,15 +90,13 @@ def test_ctrl_c_and_sigkill_mid_run_lose_nothing_and_each_run_trains_once(data_d
 @pytest.mark.slow
 def test_multi_process_worker_trains_process_zeros_claim(data_dir, tmp_path, one_device):
   root = str(tmp_path)
-  specs = registry.expand_study(tiny_study(data_dir, "tinymh", [{}]))
-  sweep.enqueue(specs, root)
+  (spec,) = registry.expand_study(tiny_study(data_dir, "tinymh", [{}]))
+  sweep.enqueue([spec], root)
   assert local_multihost.run("tinymh", root, processes=2, devices_per_process=1, display=False, every=0.05) == 0
-  for spec in specs:
-    run = _run_dir(root, spec)
-    assert (run.read_status()["state"], claims(run.path)) == ("done", ["a0"])
-    assert run.read_config()["config"]["distributed"]["num_processes"] == 1  # deployment stays out of the record
+  run = _run_dir(root, spec)
+  assert (run.read_status()["state"], run.read_status()["step"], claims(run.path)) == ("done", 4, ["a0"])
+  assert run.read_config()["config"]["distributed"]["num_processes"] == 1  # deployment stays out of the record
   logs = sweep.study_dir(root, "tinymh") / ".logs"
-  trained = [sorted(line.split(":")[0] for line in (logs / f"worker-{i}.log").read_text().splitlines()
-                    if line.endswith(": done")) for i in range(2)]  # fmt: skip
-  assert trained[0] == trained[1] == [specs[0].run_id]  # process 1 trained the run process 0 claimed
-  assert _run_dir(root, specs[0]).read_status()["step"] == 4
+  for i in range(2):  # process 1 trained the run process 0 claimed, then both left together
+    lines = (logs / f"worker-{i}.log").read_text().splitlines()
+    assert f"{spec.run_id}: done" in lines and "worker: trained 1 run(s)" in lines, lines[-5:]
