@@ -62,6 +62,7 @@ def check_name(kind: str, name: str) -> str:
 
 
 def study_dir(root: str | os.PathLike, study: str) -> epath.Path:
+  """<root>/<study>, for a local or gs:// root (claims need one of the two)."""
   root_path = epath.Path(root)
   scheme = os.fspath(root_path).partition("://")[0] if "://" in os.fspath(root_path) else ""
   if scheme not in ("", "gs"):
@@ -75,16 +76,17 @@ def enqueue(specs: Iterable[RunSpec], root: str | os.PathLike) -> dict[str, int]
   A status is never overwritten: a relaunch leaves done, running and failed runs as they are. Workers
   only claim runs that have a status, so checking and then writing cannot race with a worker.
   """
-  new = existing = 0
-  for spec in specs:
+
+  def add(spec: RunSpec) -> bool:
     run = RunDir(study_dir(root, spec.study) / check_name("run_id", spec.run_id))
     run.write_config(spec.record())
-    if run.read_status() is None:
-      run.write_status("pending")
-      new += 1
-    else:
-      existing += 1
-  return {"new": new, "existing": existing}
+    if run.read_status() is not None:
+      return False
+    run.write_status("pending")
+    return True
+
+  added = _map(add, list(specs))
+  return {"new": sum(added), "existing": len(added) - sum(added)}
 
 
 def run_dirs(root: str | os.PathLike, study: str) -> list[RunDir]:
@@ -414,8 +416,9 @@ def work(
     lead, multi = jax.process_index() == 0, jax.process_count() > 1
     report = WorkerReport()
     while True:
-      stop = signals.poll()
-      won = claim_next(root, study, retry_failed=retry_failed, stale_after=stale_after) if lead and not stop else None
+      won = None if not lead or signals.poll() else claim_next(root, study, retry_failed=retry_failed,
+                                                               stale_after=stale_after)  # fmt: skip
+      stop = signals.poll()  # also a signal that came while claiming
       if multi:
         leave, run_id, attempt = _agree(stop, won, lead)
         stop = stop or ("stop signal on another process" if leave else "")

@@ -2,6 +2,8 @@
 
 import concurrent.futures
 import multiprocessing
+import os
+import signal
 import threading
 
 import pytest
@@ -102,3 +104,20 @@ def test_a_worker_with_an_old_view_of_the_run_takes_nothing(run):
   # a0's heartbeat has gone quiet, so the slow worker goes on to a1 — and must give it back.
   assert sweep.claim(Slow(run.path), stale_after=0.0) is None
   assert claims(run.path) == ["a0"] and run.read_status()["state"] == "done"
+
+
+def test_a_stop_signal_while_claiming_hands_the_run_back(run, monkeypatch):
+  claim_next = sweep.claim_next
+
+  def claim_then_get_stopped(*args, **kwargs):
+    won = claim_next(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGTERM)  # a preemption notice arrives mid-claim
+    return won
+
+  monkeypatch.setattr(sweep, "claim_next", claim_then_get_stopped)
+  previous = signal.getsignal(signal.SIGTERM)
+  report = sweep.work(run.path.parent.parent, "race")
+  assert (report.stopped_by, report.trained) == ("SIGTERM", [])
+  status = run.read_status()
+  assert (status["state"], status["attempt"]) == ("preempted", 0)  # the next worker takes attempt 1 at once
+  assert signal.getsignal(signal.SIGTERM) is previous  # the worker's handlers are gone again
