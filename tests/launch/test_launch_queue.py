@@ -128,3 +128,8 @@ def test_tpu_slice_types():
   envs = [dict(c.env) for c in packed]
   assert [e["TPU_VISIBLE_CHIPS"] for e in envs] == ["0", "1", "2", "3"]
   assert len({e["TPU_PROCESS_PORT"] for e in envs}) == 4 and all(e["TPU_PROCESS_BOUNDS"] == "1,1,1" for e in envs)
+
+
+def test_a_packed_worker_runs_one_worker_per_chip(tmp_path):
+  result = CliRunner().invoke(cli.main, ["worker", "--root", str(tmp_path), "--quiet", "--pack-chips", "2", "--", "q"])
+  assert result.exit_code == 0, result.output
