@@ -81,7 +81,7 @@ class _Problem:
   law: Law
   free: tuple[str, ...]
   fixed: dict[str, float]  # fitting space
-  kinds: tuple[tuple[int, float, float], ...]  # per free parameter: bound kind, lower, upper
+  kinds: np.ndarray  # (3, P): per free parameter its bound kind, lower and upper bound
   residual: str
   delta: float | None
   columns: dict[str, np.ndarray]  # padded
@@ -90,36 +90,37 @@ class _Problem:
   n: int
 
 
-def _to_param(u, kind: int, lo: float, hi: float):
-  if kind == _LOWER:
-    return lo + jnp.exp(u)
-  if kind == _UPPER:
-    return hi - jnp.exp(u)
-  if kind == _BOTH:
-    return lo + (hi - lo) * jax.nn.sigmoid(u)
-  return u
+def _to_params(u, kind, lo, hi, xp=jnp):
+  """Fitting-space values from unconstrained ones: lo + e^u, hi − e^u, or lo + (hi − lo)·σ(u)."""
+  one_sided = (kind == _LOWER) | (kind == _UPPER)
+  e = xp.exp(xp.where(one_sided, u, 0.0))  # guarded: e^u of a free parameter may overflow
+  s = 1.0 / (1.0 + xp.exp(-xp.clip(u, -700.0, 700.0)))
+  both = lo + (hi - lo) * s
+  return xp.where(kind == _LOWER, lo + e, xp.where(kind == _UPPER, hi - e, xp.where(kind == _BOTH, both, u)))
 
 
-def _from_param(x: np.ndarray, kind: int, lo: float, hi: float) -> np.ndarray:
-  """Inverse of `_to_param`; starts on or beyond a bound move just inside it."""
-  if kind == _FREE:
-    return x
-  if kind == _BOTH:
-    span = hi - lo
-    z = np.clip((x - lo) / span, 1e-9, 1 - 1e-9)
-    return np.log(z) - np.log1p(-z)
-  gap = (x - lo) if kind == _LOWER else (hi - x)
-  return np.log(np.maximum(gap, 1e-9 * max(1.0, abs(lo if kind == _LOWER else hi))))
+def _from_params(x: np.ndarray, kind: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+  """Inverse of `_to_params` (rows of starts); starts on or beyond a bound move just inside it."""
+  span = np.where(kind == _BOTH, hi - lo, 1.0)
+  z = np.clip((x - lo) / span, 1e-9, 1 - 1e-9)
+  gap = np.where(kind == _LOWER, x - lo, hi - x)
+  floor = 1e-9 * np.maximum(1.0, np.abs(np.where(kind == _LOWER, lo, hi)))
+  one_sided = np.log(np.maximum(gap, floor))
+  return np.where(kind == _FREE, x, np.where(kind == _BOTH, np.log(z) - np.log1p(-z), one_sided))
 
 
 @functools.lru_cache(maxsize=256)
-def _value_and_grad(law: Law, free: tuple[str, ...], fixed: tuple[str, ...], kinds, residual: str, squared: bool):
-  """value_and_grad(u, weights, data) of the fit objective; cached so compiled fits are reused."""
+def _value_and_grad(law: Law, free: tuple[str, ...], fixed: tuple[str, ...], residual: str, squared: bool):
+  """value_and_grad(u, weights, data) of the fit objective; cached so compiled fits are reused.
+
+  Bounds, fixed values and δ travel in `data`, so changing them does not recompile.
+  """
   predict = law.fn(log=residual == "log")
 
   def value(u, weights, data):
-    columns, y, fixed_values, delta = data
-    p = {name: _to_param(u[i], *kinds[i]) for i, name in enumerate(free)}
+    columns, y, fixed_values, delta, bounds = data
+    theta = _to_params(u, *bounds)
+    p = {name: theta[i] for i, name in enumerate(free)}
     p.update({name: fixed_values[j] for j, name in enumerate(fixed)})
     r = predict(p, columns) - y
     loss = 0.5 * r * r if squared else huber(r, delta)
@@ -162,18 +163,23 @@ def _problem(law, frame, target, weights, fixed, bounds, delta, residual) -> _Pr
   pad = lambda v: np.concatenate([v, np.repeat(v[:1], n_pad - n)])  # noqa: E731
   free = tuple(p for p in law.params if p not in fixed)
   all_bounds = {**law.bounds, **(bounds or {})}
-  kinds = []
-  for name in free:
+  unknown = set(all_bounds) - set(law.params)
+  if unknown:
+    raise ValueError(f"bounds: {sorted(unknown)} are not parameters of {law.name} ({', '.join(law.params)})")
+  kinds = np.zeros((3, len(free)))
+  for i, name in enumerate(free):
     lo, hi = all_bounds.get(name, (None, None))
+    if lo is not None and hi is not None and not lo < hi:
+      raise ValueError(f"bounds: {name} needs lower < upper, got ({lo}, {hi})")
     kind = (
       _BOTH if lo is not None and hi is not None else _LOWER if lo is not None else _UPPER if hi is not None else _FREE
     )
-    kinds.append((kind, float(lo if lo is not None else 0.0), float(hi if hi is not None else 0.0)))
+    kinds[:, i] = kind, lo if lo is not None else 0.0, hi if hi is not None else 0.0
   return _Problem(
     law=law,
     free=free,
     fixed={k: float(v) for k, v in fixed.items()},
-    kinds=tuple(kinds),
+    kinds=kinds,
     residual=residual,
     delta=delta,
     columns={c: pad(v) for c, v in columns.items()},
@@ -198,28 +204,32 @@ def _starts(problem: _Problem, init) -> np.ndarray:
   return starts
 
 
-def _data(problem: _Problem):
+def _data(problem: _Problem, identity: bool = False):
+  """The objective's arrays; identity=True drops the change of variables (scipy takes bounds itself)."""
   fixed_values = jnp.asarray([problem.fixed[k] for k in problem.fixed], jnp.float64)
   delta = jnp.asarray(problem.delta if problem.delta is not None else 1.0, jnp.float64)
   columns = {c: jnp.asarray(v) for c, v in problem.columns.items()}
-  return columns, jnp.asarray(problem.y), fixed_values, delta
+  kinds = np.zeros_like(problem.kinds) if identity else problem.kinds
+  return columns, jnp.asarray(problem.y), fixed_values, delta, tuple(jnp.asarray(k) for k in kinds)
 
 
-def _vg(problem: _Problem, identity: bool = False):
-  kinds = tuple((_FREE, 0.0, 0.0) for _ in problem.free) if identity else problem.kinds
-  return _value_and_grad(
-    problem.law, problem.free, tuple(problem.fixed), kinds, problem.residual, problem.delta is None
-  )
+def _vg(problem: _Problem):
+  return _value_and_grad(problem.law, problem.free, tuple(problem.fixed), problem.residual, problem.delta is None)
+
+
+@functools.lru_cache(maxsize=256)
+def _jit(fn):
+  """One jitted wrapper per objective, so single-point evaluations compile once."""
+  return jax.jit(fn)
 
 
 def _to_u(problem: _Problem, theta: np.ndarray) -> np.ndarray:
-  return np.stack([_from_param(theta[:, i], *problem.kinds[i]) for i in range(len(problem.free))], axis=1)
+  return _from_params(theta, *problem.kinds)
 
 
 def _to_theta(problem: _Problem, u: np.ndarray) -> np.ndarray:
-  with jax.enable_x64(True):
-    cols = [np.asarray(_to_param(jnp.asarray(u[:, i]), *problem.kinds[i])) for i in range(len(problem.free))]
-  return np.stack(cols, axis=1)
+  with np.errstate(over="ignore"):
+    return _to_params(u, *problem.kinds, xp=np)
 
 
 def _solve_jax(problem: _Problem, starts: np.ndarray, weights: np.ndarray, gtol, maxiter, pool) -> lbfgs.Result:
@@ -234,7 +244,8 @@ def _solve_jax(problem: _Problem, starts: np.ndarray, weights: np.ndarray, gtol,
 def _solve_scipy(problem: _Problem, starts: np.ndarray, gtol, maxiter) -> lbfgs.Result:
   """scipy L-BFGS-B from each start in turn, bounds native, same objective and tolerances."""
   bounds = [
-    (lo if kind in (_LOWER, _BOTH) else None, hi if kind in (_UPPER, _BOTH) else None) for kind, lo, hi in problem.kinds
+    (lo if kind in (_LOWER, _BOTH) else None, hi if kind in (_UPPER, _BOTH) else None)
+    for kind, lo, hi in problem.kinds.T
   ]
   n = len(starts)
   out = lbfgs.Result(
@@ -245,9 +256,9 @@ def _solve_scipy(problem: _Problem, starts: np.ndarray, gtol, maxiter) -> lbfgs.
     status=np.full(n, lbfgs.NONFINITE, np.int64),
   )
   with jax.enable_x64(True):
-    data = _data(problem)
+    data = _data(problem, identity=True)
     weights = jnp.asarray(problem.weights)
-    vg = jax.jit(_vg(problem, identity=True))
+    vg = _jit(_vg(problem))
 
     def fun(x):
       f, g = vg(jnp.asarray(x), weights, data)
@@ -414,7 +425,7 @@ def objective(law: Law, params: Mapping[str, float], frame: pd.DataFrame, **kwar
   theta = law.fitting(params)
   with jax.enable_x64(True):
     u = jnp.asarray([theta[k] for k in problem.free])
-    f, _ = _vg(problem, identity=True)(u, jnp.asarray(problem.weights), _data(problem))
+    f, _ = _jit(_vg(problem))(u, jnp.asarray(problem.weights), _data(problem, identity=True))
     return float(f)
 
 

@@ -21,6 +21,7 @@ write positive exponents under a division; Ludziejewski et al. 2025 write negati
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -89,12 +90,20 @@ def natural_name(name: str) -> str:
   return name[4:] if name.startswith("log_") else name
 
 
+@functools.cache
+def _compiled(law: Law):
+  return jax.jit(law.fn(log=False))
+
+
 def evaluate(law: Law, params: Mapping[str, float], columns: Mapping[str, Sequence[float]]) -> np.ndarray:
   """ŷ in float64 for printed (natural) coefficients `params` at the given columns."""
+  missing = [c for c in law.columns if c not in columns]
+  if missing:
+    raise ValueError(f"law {law.name}: needs column(s) {', '.join(missing)}")
   with jax.enable_x64(True):
     theta = {k: jnp.asarray(v, jnp.float64) for k, v in law.fitting(params).items()}
     x = {c: jnp.asarray(np.asarray(columns[c], np.float64)) for c in law.columns}
-    return np.asarray(law.fn(log=False)(theta, x))
+    return np.asarray(_compiled(law)(theta, x))
 
 
 def _lse(*terms: Array) -> Array:
