@@ -1,0 +1,17 @@
+"""Downstream evaluation of trained checkpoints: multiple choice, pass@k, few-shot; results into run dirs.
+
+    results = evaluation.evaluate_run(run_dir, ["next_line", "close_brackets"], evaluation.Options(shots=0))
+    results, errors, waiting = evaluation.evaluate_study(root, study, ["hellaswag"], evaluation.Options())
+
+Each (run, task, step) becomes one metric record with split "downstream" and names "<task>/<metric>"
+(acc, acc_norm_token, acc_norm_byte, acc_stderr, bpb, examples; pass@k for generative tasks), which
+`mixlaws collect` ingests; a done marker under <run_dir>/downstream/ makes re-evaluation a no-op.
+
+Modules: `tasks` (examples, few-shot, JSONL and TFDS sources), `embedded` (the default tasks from the
+local corpus), `scores` (metrics), `engine` (checkpoint restore, batched scoring and sampling),
+`runner` (runs, studies, markers and records).
+"""
+
+from mixlaws.evaluation.runner import Options, Result, evaluate_run, evaluate_study, task_names
+
+__all__ = ["Options", "Result", "evaluate_run", "evaluate_study", "task_names"]
