@@ -74,6 +74,14 @@ def parabola(x, y, *, delta: float | None = 0.01, bootstrap: int = 0, ci: float 
   return dataclasses.replace(out, x_lo=float(lo), x_hi=float(hi), x_std=float(np.std(stars)))
 
 
+def snap_budgets(flops, per_decade: int = 20) -> np.ndarray:
+  """Runs of one nominal budget differ a little in counted FLOPs: snap to a 1/per_decade-decade grid."""
+  flops = np.asarray(flops, np.float64)
+  if np.any(~(flops > 0)):
+    raise ValueError("flops: every budget must be positive")
+  return 10 ** (np.round(np.log10(flops) * per_decade) / per_decade)
+
+
 def minima(
   frame: pd.DataFrame,
   *,
