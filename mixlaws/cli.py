@@ -698,5 +698,164 @@ def eval_command(target, task_text, root, step, shots, samples, temperature, lim
   sys.exit(1 if errors else 0)
 
 
+LAW_HELP = (
+  "Law: chinchilla, krajewski2024, ludziejewski2025, wang2024, clark2022, compute, downstream_power, "
+  "downstream_ceiling, downstream_tpr, gadre2024, gadre2024_error, muennighoff2023."
+)
+
+
+@main.command("fit")
+@click.argument("study", required=False)
+@click.option("--law", "law_name", required=True, help=LAW_HELP)
+@click.option("--csv", "csv_path", metavar="FILE", help="Fit points from a CSV instead of a study in the store.")
+@click.option("--map", "mapping", metavar="NAME=COL,...", default="",
+              help="CSV columns for the law's inputs, e.g. N=params,D=tokens,loss=val_loss (N, N_act, D, C, E, G, U, L).")  # fmt: skip
+@click.option("--loss", type=click.Choice(["final_eval", "smoothed_train"]), default="final_eval", show_default=True)
+@click.option("--window", default="0.01", show_default=True,
+              help="smoothed_train: the last N logged steps (integer) or the final fraction of tokens (float).")  # fmt: skip
+@click.option("--convention", type=click.Choice(config_lib.FLOPS_CONVENTIONS),
+              help="Counting convention of N and FLOPs [default: the law's own].")  # fmt: skip
+@click.option("--bootstrap", type=click.IntRange(min=0), default=0, show_default=True, help="Resamples over points.")
+@click.option("--holdout", metavar="EXPR", help="Held-out points: 'lowest:K' or a condition such as 'params > 1e9'.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", metavar="FILE", help="Write the fit as JSON (e.g. fit.json).")
+@store_options
+def fit_command(study, law_name, csv_path, mapping, loss, window, convention, bootstrap, holdout, seed, out, root,
+                store_path) -> None:  # fmt: skip
+  """Fit a law to a study's final losses (or a CSV) from every start of its grid; print the coefficients."""
+  from mixlaws import console, store
+  from mixlaws.fit import laws
+  from mixlaws.fit import study as fit_study
+
+  try:
+    law = laws.get(law_name)
+    if csv_path:
+      if study:
+        raise ValueError("give either STUDY or --csv, not both")
+      frame = fit_study.read_csv(csv_path, fit_study.parse_map(mapping))
+      source = csv_path
+    elif study:
+      with _open_store(root, store_path) as st:
+        frame = fit_study.from_store(st, study, convention or law.convention or "chinchilla", loss,
+                                     store.parse_window(window))  # fmt: skip
+      source = f"study {study}"
+    else:
+      raise ValueError("STUDY or --csv FILE is required")
+    report = fit_study.fit_report(law, frame, bootstrap=bootstrap, holdout=holdout, seed=seed)
+  except ValueError as e:
+    _fail(e)
+  result = report["fit"]
+  intervals = result["intervals"] or {}
+  rows = [[name, f"{value:.6g}", *(f"{v:.4g}" for v in intervals.get(name, ("", "")))] if name in intervals
+          else [name, f"{value:.6g}", "", ""] for name, value in result["params"].items()]  # fmt: skip
+  ci = f"{100 * result['ci']:g}% " if result["ci"] else ""
+  title = f"{law.name} on {result['n_points']} points from {source}"
+  console.print_table(title, ["parameter", "value", f"{ci}low", f"{ci}high"], rows)
+  click.echo(f"objective {result['objective']:.8g}; {result['n_at_best']} of {result['n_starts']} starts reached it; "
+             f"best start stopped at {result['stop']} (max |gradient| {result['grad_max']:.2g})")  # fmt: skip
+  if "holdout" in report:
+    h = report["holdout"]
+    click.echo(f"held out {h['n_test']} point(s): RMSE {h['rmse']:.4g}, max error {h['max_error']:.4g} "
+               f"(train RMSE {h['train_rmse']:.4g})")  # fmt: skip
+  if out:
+    with open(out, "w") as f:
+      json.dump({**report, "source": source}, f, indent=2)
+    click.echo(f"wrote {out}")
+
+
+@main.command("optimal")
+@click.option("--law", "law_name", required=True, help="chinchilla, krajewski2024 or ludziejewski2025.")
+@click.option("--fit", "fit_path", metavar="FILE", help="Coefficients from a fit.json written by `mixlaws fit`.")
+@click.option("--published", is_flag=True, help="Use the law's published coefficients.")
+@click.option("--coefficients", "coefficient_set", metavar="NAME", help="Which published set [default: the first].")
+@click.option("--budget", type=float, required=True, help="Training compute in FLOPs, e.g. 1e21.")
+@click.option("--memory", metavar="SIZE", help="Memory cap on weights (+ KV cache), e.g. 80GB (ludziejewski2025).")
+@click.option("--kv-tokens", type=float, default=0.0, help="Tokens held in the KV cache (ludziejewski2025).")
+@click.option(
+  "--inference-tokens", type=float, default=0.0, help="Tokens served, charged 2·N_act each (ludziejewski2025)."
+)
+@click.option("--experts", default="1,2,4,8,16,32", show_default=True, help="Candidate E (ludziejewski2025).")
+@click.option("--expansion-rate", type=int, default=64, show_default=True, help="E of the krajewski2024 law.")
+def optimal_command(law_name, fit_path, published, coefficient_set, budget, memory, kv_tokens, inference_tokens,
+                    experts, expansion_rate) -> None:  # fmt: skip
+  """Compute-optimal N, D (and G or E) for a FLOPs budget, from a fit or published coefficients."""
+  from mixlaws import console
+  from mixlaws.fit import laws
+  from mixlaws.fit import study as fit_study
+
+  try:
+    law = laws.get(law_name)
+    if bool(fit_path) == bool(published):
+      raise ValueError("give exactly one of --fit FILE or --published")
+    if fit_path:
+      result = fit_study.load_fit(fit_path)
+      if result.law != law.name:
+        raise ValueError(f"--fit: {fit_path} holds a {result.law} fit, not {law.name}")
+      params, source = result.params, fit_path
+    else:
+      if not law.published:
+        raise ValueError(f"--published: {law.name} has no published coefficients")
+      name = coefficient_set or next(iter(law.published))
+      if name not in law.published:
+        raise ValueError(f"--coefficients: {law.name} has {', '.join(law.published)}, not {name!r}")
+      params, source = law.published[name], f"published {name}"
+    if budget <= 0:
+      raise ValueError(f"--budget: must be positive, got {budget:g}")
+    candidates = tuple(int(e) for e in experts.split(",") if e.strip())
+    best, table = fit_study.allocation(
+      law, params, budget, memory_bytes=fit_study.parse_bytes(memory) if memory else None, kv_tokens=kv_tokens,
+      inference_tokens=inference_tokens, experts=candidates, expansion_rate=expansion_rate)  # fmt: skip
+  except ValueError as e:
+    _fail(e)
+  rows = [[f"{a.experts:g}", f"{a.granularity}", console.human(a.params), console.human(a.active_params),
+           console.human(a.tokens), f"{a.loss:.4f}", "" if a.memory_bytes is None else console.human(a.memory_bytes, "B"),
+           "*" if a is best else ""] for a in table]  # fmt: skip
+  console.print_table(
+    f"{law.name} ({source}) at {budget:.3g} FLOPs", ["E", "G", "N", "N_act", "D", "loss", "memory", "best"], rows
+  )
+
+
+@main.command("plot")
+@click.argument("study")
+@click.option("--kind", type=click.Choice(["curves", "isoflop", "fit", "residuals", "optimal"]), required=True)
+@click.option("--law", "law_name", default="chinchilla", show_default=True, help="Law for fit, residuals, optimal.")
+@click.option("--fit", "fit_path", metavar="FILE", help="Use this fit.json instead of fitting now.")
+@click.option("--convention", type=click.Choice(config_lib.FLOPS_CONVENTIONS), help="[default: the law's own]")
+@click.option("--loss", type=click.Choice(["final_eval", "smoothed_train"]), default="final_eval", show_default=True)
+@click.option("--window", default="0.01", show_default=True, help="smoothed_train window (steps or token fraction).")
+@click.option("--out", "out_dir", default="plots", show_default=True, help="Directory for the PNG and SVG files.")
+@store_options
+def plot_command(study, kind, law_name, fit_path, convention, loss, window, out_dir, root, store_path) -> None:
+  """Draw a study's figure (PNG and SVG): loss curves, isoFLOP profiles, fitted law, residuals or optimal."""
+  from mixlaws import store
+  from mixlaws.fit import study as fit_study
+
+  try:
+    with _open_store(root, store_path) as st:
+      paths = fit_study.plot(kind, st, study, out_dir, law_name=law_name, convention=convention, loss=loss,
+                             window=store.parse_window(window), fit_path=fit_path)  # fmt: skip
+  except ValueError as e:
+    _fail(e)
+  for path in paths:
+    click.echo(f"wrote {path}")
+
+
+@bench_group.command("fit")
+@click.option("--points", type=click.IntRange(min=10), default=250, show_default=True, help="Synthetic points.")
+@click.option("--scipy-starts", type=click.IntRange(min=1), help="Time the scipy loop on this many of the starts and "
+              "scale up [default: all 4,500].")  # fmt: skip
+@click.option("--bootstrap", type=click.IntRange(min=1), default=1000, show_default=True, help="Resamples.")
+@click.option("--out", "out_dir", default="bench", show_default=True, help="Directory for fit.json and fit.md.")
+def bench_fit(points, scipy_starts, bootstrap, out_dir) -> None:
+  """Chinchilla fit from Hoffmann et al.'s 4,500 starts: vectorised JAX against a scipy L-BFGS-B loop."""
+  from mixlaws import bench
+  from mixlaws.bench import fit as bench_fit_lib
+
+  report = bench_fit_lib.run(points=points, scipy_starts=scipy_starts, bootstrap=bootstrap)
+  json_path, md_path = bench.write_report("fit", report, out_dir)
+  click.echo(bench.to_markdown("fit", report))
+  click.echo(f"wrote {json_path} and {md_path}")
+
+
 if __name__ == "__main__":
   main()
