@@ -38,7 +38,7 @@ class Options:
   limit: int = 0  # examples per task; 0 → all (embedded tasks: their default size)
   seed: int = 0  # example choice, few-shot demonstrations and sampling
   data_dir: str = ""  # where TFDS benchmarks were prepared; "" → the run's data.data_dir or the default
-  batch_size: int = 0  # rows per device batch; 0 → the run's train.batch_size
+  batch_size: int = 0  # rows per batch over all devices; 0 → the run's train.batch_size
 
   def validate(self) -> None:
     for name in ("shots", "limit", "seed", "batch_size"):
@@ -198,6 +198,10 @@ def evaluate_run(
   if not steps:
     raise ValueError(f"{os.fspath(run_dir)}: has no checkpoint to evaluate")
   step = steps[-1] if step is None else step
+  if step not in steps:
+    raise ValueError(
+      f"--step: {step} is not a checkpoint of {os.fspath(run_dir)} (it has {', '.join(map(str, steps))})"
+    )
   built = {} if built is None else built
   model, results = None, []
   for spec in specs:
