@@ -477,23 +477,23 @@ def bench_collect(runs, steps, chunk_steps, repeats, work_dir, out_dir) -> None:
 
 @bench_group.command("model")
 @config_options
-@click.option("--repeats", type=int, default=3, show_default=True, help="Timed steps per case; the fastest is kept.")
+@click.option("--rounds", type=int, default=3, show_default=True, help="Timed steps per case; the fastest is kept.")
 @click.option("--only", default="", help="Run the dense case and the cases whose name contains this text.")
 @click.option("--out", "out_dir", default="bench", show_default=True, help="Directory for model.json and model.md.")
-def bench_model(config_path, overrides, repeats, only, out_dir) -> None:
+def bench_model(config_path, overrides, rounds, only, out_dir) -> None:
   """Forward+backward tokens/s and FLOP/s vs the matmul peak: dense, each router x dispatch, MoE over G."""
   from mixlaws import bench
   from mixlaws.bench import model as bench_model_lib
 
-  if repeats < 1:
-    _fail(ValueError("--repeats must be positive"))
+  if rounds < 1:
+    _fail(ValueError("--rounds must be positive"))
   try:
     # The benchmark's model first; the command line's overrides may change it. Left unresolved so
     # each case derives its own top_k.
     base = config_lib.load_file(config_path) if config_path else config_lib.base_config()
     base = config_lib.apply_overrides(base, (*bench_model_lib.MODEL_OVERRIDES, *overrides))
     config_lib.resolve(base)
-    report = bench_model_lib.run(base, repeats=repeats, only=only)
+    report = bench_model_lib.run(base, rounds=rounds, only=only, log=lambda line: click.echo(line, err=True))
   except ValueError as e:
     _fail(e)
   json_path, md_path = bench.write_report("model", report, out_dir)

@@ -40,7 +40,7 @@ def rope(x_bthk: jax.Array, theta: float) -> jax.Array:
   Written by hand: neither JAX nor Flax ships a RoPE function.
   """
   t, k = x_bthk.shape[1], x_bthk.shape[3]
-  inv_freq = theta ** (-jnp.arange(0, k, 2, dtype=jnp.float32) / k)  # Su et al. 2021, Eq. 15
+  inv_freq = theta ** (-jnp.arange(0, k, 2, dtype=jnp.float32) / k)  # θ_i = base^(-2i/K), Su et al. 2021
   angles_tk = jnp.arange(t, dtype=jnp.float32)[:, None] * inv_freq[None, :]
   sin, cos = jnp.sin(angles_tk)[None, :, None, :], jnp.cos(angles_tk)[None, :, None, :]
   x1, x2 = jnp.split(x_bthk.astype(jnp.float32), 2, axis=-1)
@@ -71,7 +71,7 @@ class Attention(nnx.Module):
 
 
 def activate(h_f: jax.Array, gate_f: jax.Array | None, activation: str) -> jax.Array:
-  """The FFN nonlinearity; SwiGLU is silu(gate) · up (Shazeer 2020, Eq. 6)."""
+  """The FFN nonlinearity; SwiGLU is silu(gate) · up (Shazeer 2020, GLU variants)."""
   if activation == "swiglu":
     return jax.nn.silu(gate_f) * h_f
   if activation == "gelu":

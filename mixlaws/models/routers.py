@@ -107,7 +107,7 @@ def coefficient_of_variation(counts_e: jax.Array) -> jax.Array:
 def priority_positions(expert_btp: jax.Array, n_experts: int) -> jax.Array:
   """Each pick's 0-based slot in its expert's buffer, ranking picks by (pick rank, position, sequence).
 
-  First picks come before second picks (GShard, Lepikhin et al. 2020 §2.2), and earlier positions
+  First picks come before second picks (GShard, Lepikhin et al. 2020, Algorithm 1), and earlier positions
   before later ones, so whether a token is dropped never depends on a later position. Written with a
   stable sort rather than a (picks × experts) one-hot cumsum, whose memory grows with E · P · tokens.
   """
