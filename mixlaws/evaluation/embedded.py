@@ -32,7 +32,6 @@ MAX_REMAINDER = 12  # close_brackets: characters left to complete
 MAX_NEW_TOKENS = 24  # close_brackets: room for the remainder, a newline and some slack at one byte per token
 _PAIRS = {"(": ")", "[": "]", "{": "}"}
 TASKS = ("line_end", "next_line", "close_brackets")
-DEFAULT = ("line_end", "close_brackets")  # what `mixlaws eval` scores when no task is named
 
 
 def corpus(data: DataConfig) -> DataConfig:

@@ -24,7 +24,8 @@ def multiple_choice(
 
   `acc_norm_byte` is what lm-evaluation-harness and the downstream-metrics data call `acc_norm`
   (Gao et al. 2021; Krajewski et al. 2025, PAPERS.md §6.2); `bpb` is the correct continuation's
-  −log₂ likelihood per byte, averaged over examples; `acc_stderr` is the sample standard error.
+  −log₂ likelihood per byte, averaged over examples; `acc_stderr` is the sample standard error;
+  `chance` the mean of 1 / choices.
   """
   if not len(answers):
     raise ValueError("multiple_choice: no examples to score")
@@ -43,6 +44,8 @@ def multiple_choice(
   n = len(answers)
   out["acc_stderr"] = math.sqrt(out["acc"] * (1 - out["acc"]) / (n - 1)) if n > 1 else float("nan")
   out["bpb"] = float(np.mean(bpb))
+  # The accuracy of guessing, for the chance correction of accuracy laws (PAPERS.md §6.1).
+  out["chance"] = float(np.mean([1 / len(ll) for ll in loglik]))
   return out
 
 

@@ -46,6 +46,7 @@ def test_multiple_choice_by_hand():
   # Bits per byte of the correct choices: 12/16, 4/4 and 8/16 nats per byte, over ln 2.
   assert out["bpb"] == pytest.approx((12 / 16 + 4 / 4 + 8 / 16) / 3 / math.log(2))
   assert out["acc_stderr"] == pytest.approx(math.sqrt((1 / 3) * (2 / 3) / 2))
+  assert out["chance"] == pytest.approx((1 / 3 + 1 / 2 + 1 / 2) / 3)
 
 
 def test_multiple_choice_rejects_an_answer_outside_the_choices():
