@@ -132,6 +132,8 @@ def test_memory_constraint_binds_and_inference_shrinks_the_model():
   # Eq. 9/10 with n = d/64: N_act = 2·d·V + 13·d³/64 and N_total = 2·d·V + (4 + 9E)·d³/64.
   d = max(r.real for r in np.roots([13 / 64, 0, 2 * 50257, -capped.active_params]) if abs(r.imag) < 1e-6)
   assert capped.params_total == pytest.approx(2 * d * 50257 + (4 + 9 * 8) * d**3 / 64, rel=1e-9)
+  # bf16 weights plus an MHA KV cache of 2·T·n_blocks·d_model values (PAPERS.md §2.4)
+  assert capped.memory_bytes == pytest.approx(2 * (capped.params_total + 2 * 16384 * (d / 64) * d), rel=1e-9)
   unconstrained = optimal.constrained(JOINT, 1e22, 8)
   assert unconstrained.active_params == pytest.approx(free.active_params, rel=1e-6)
   served = optimal.constrained(JOINT, 1e22, 8, inference_tokens=1e11)

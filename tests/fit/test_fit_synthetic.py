@@ -119,7 +119,7 @@ def test_holdout_selection_and_weights(chinchilla_points):
   law = laws.CHINCHILLA
   init = {"log_A": (0, 5, 10), "log_B": (0, 5, 10)}
   held = fitter.holdout(law, frame, fitter.lowest(frame, 6), init=init)
-  assert held.n_train == 26 and held.n_test == 6
+  assert held.n_train == 26 and held.n_test == 6 and held.fit.n_points == 26
   assert 0 < held.rmse <= held.max_error < 0.05  # 0.3% noise, extrapolated to the lowest losses
   w = fitter.loss_weights(frame["loss"])
   assert w.mean() == pytest.approx(1.0) and w[np.argmax(frame["loss"])] == w.min()
