@@ -220,7 +220,7 @@ def _vg(problem: _Problem):
 @functools.lru_cache(maxsize=256)
 def _jit(fn):
   """One jitted wrapper per objective, so single-point evaluations compile once."""
-  return jax.jit(fn)
+  return jax.jit(fn, compiler_options=lbfgs.compiler_options())
 
 
 def _to_u(problem: _Problem, theta: np.ndarray) -> np.ndarray:

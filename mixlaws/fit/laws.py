@@ -92,7 +92,9 @@ def natural_name(name: str) -> str:
 
 @functools.cache
 def _compiled(law: Law):
-  return jax.jit(law.fn(log=False))
+  from mixlaws.fit.lbfgs import compiler_options
+
+  return jax.jit(law.fn(log=False), compiler_options=compiler_options())
 
 
 def evaluate(law: Law, params: Mapping[str, float], columns: Mapping[str, Sequence[float]]) -> np.ndarray:

@@ -165,16 +165,24 @@ def _tick(value_and_grad, lane: _Lane, aux, data, gtol, maxiter) -> _Lane:
   )
 
 
+def compiler_options() -> dict[str, Any]:
+  """XLA options for the fit programs: on CPU, without the fusion emitters.
+
+  Measured on the Chinchilla objective: compilation takes ~35% less time at the same run time, and
+  compilation dominates the many small fits of a test suite or a notebook.
+  """
+  return {"xla_cpu_use_fusion_emitters": False} if jax.default_backend() == "cpu" else {}
+
+
 @functools.lru_cache(maxsize=64)
 def _runner(value_and_grad: Callable, ticks: int):
   """Jitted: `ticks` evaluations of every lane of a pool."""
   tick = jax.vmap(functools.partial(_tick, value_and_grad), in_axes=(0, 0, None, None, None))
 
-  @jax.jit
   def run(lanes, aux, data, gtol, maxiter):
     return jax.lax.fori_loop(0, ticks, lambda _, ls: tick(ls, aux, data, gtol, maxiter), lanes)
 
-  return run
+  return jax.jit(run, compiler_options=compiler_options())
 
 
 @dataclasses.dataclass(frozen=True)

@@ -71,14 +71,31 @@ def holdout_mask(frame: pd.DataFrame, expr: str, target: str = "loss") -> np.nda
   return held.to_numpy()
 
 
+def start_subset(law: laws.Law, count: int, seed: int = 0) -> np.ndarray:
+  """`count` starts drawn without replacement from the law's default grid (a quicker, rougher fit)."""
+  grid = law.grid()
+  if count < 1:
+    raise ValueError(f"--starts: must be positive, got {count}")
+  if count >= len(grid):
+    return grid
+  return grid[np.sort(np.random.default_rng(seed).choice(len(grid), count, replace=False))]
+
+
 def fit_report(
-  law: laws.Law, frame: pd.DataFrame, *, bootstrap: int = 0, holdout: str | None = None, seed: int = 0
+  law: laws.Law,
+  frame: pd.DataFrame,
+  *,
+  bootstrap: int = 0,
+  holdout: str | None = None,
+  seed: int = 0,
+  starts: int | None = None,
 ) -> dict[str, Any]:
   """Fits the law (after holding out points, if asked) and returns a JSON-ready report."""
   report: dict[str, Any] = {"law": law.name, "formula": law.formula}
+  init = start_subset(law, starts, seed) if starts else None
   if holdout:
     test = holdout_mask(frame, holdout, law.target)
-    held = fitter.holdout(law, frame, test, bootstrap=bootstrap, seed=seed)
+    held = fitter.holdout(law, frame, test, bootstrap=bootstrap, seed=seed, init=init)
     result = held.fit
     report["holdout"] = {
       "expr": holdout,
@@ -89,7 +106,7 @@ def fit_report(
       "train_rmse": held.train_rmse,
     }
   else:
-    result = fitter.fit(law, frame, bootstrap=bootstrap, seed=seed)
+    result = fitter.fit(law, frame, bootstrap=bootstrap, seed=seed, init=init)
   report["fit"] = result.to_dict()
   return report
 

@@ -34,8 +34,8 @@ def columns_for(law, rng, n):
 # True coefficients (natural) per law, near published values; points per law.
 TRUTH = {
   "chinchilla": ({"A": 406.4, "alpha": 0.34, "B": 410.7, "beta": 0.28, "E": 1.69}, 32),
-  "krajewski2024": (laws.KRAJEWSKI2024.published["table1"], 64),
-  "ludziejewski2025": (laws.LUDZIEJEWSKI2025.published["table3"], 96),
+  "krajewski2024": (laws.KRAJEWSKI2024.published["table1"], 32),
+  "ludziejewski2025": (laws.LUDZIEJEWSKI2025.published["table3"], 64),
   "wang2024": ({"A": 30.0, "alpha": 0.18, "gamma": 0.1, "B": 40.0, "beta": 0.2, "sigma": 1.4}, 64),
   "clark2022": ({"a": -0.07, "b": -0.08, "c": 0.003, "d": 2.4, "E_start": 2.0, "E_max": 300.0}, 64),
   "compute": ({"A": 129.0, "alpha": 0.106, "E": 2.0}, 32),
@@ -56,6 +56,7 @@ IDENTIFIED = {"ludziejewski2025": ("alpha", "beta", "c", "a", "b")}
 SMALL_GRIDS = {
   "chinchilla": {"log_A": (0, 5, 10), "log_B": (0, 5, 10)},  # 675 of Hoffmann et al.'s starts
   "krajewski2024": {"log_a": (0, 4), "log_b": (0, 4), "log_g": (0, 2), "log_c": (-1, 0)},  # 128 starts
+  "ludziejewski2025": {"log_a": (math.log(30),), "log_b": (math.log(30),), "log_c": (0.0,)},  # 32 starts
 }
 NOISE = 0.003  # relative (log residuals) or absolute (linear residuals)
 
