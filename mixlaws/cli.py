@@ -718,10 +718,12 @@ LAW_HELP = (
 @click.option("--bootstrap", type=click.IntRange(min=0), default=0, show_default=True, help="Resamples over points.")
 @click.option("--holdout", metavar="EXPR", help="Held-out points: 'lowest:K' or a condition such as 'params > 1e9'.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--starts", type=click.IntRange(min=1), help="Optimise this many starts drawn from the law's grid "
+              "[default: all of them].")  # fmt: skip
 @click.option("--out", metavar="FILE", help="Write the fit as JSON (e.g. fit.json).")
 @store_options
-def fit_command(study, law_name, csv_path, mapping, loss, window, convention, bootstrap, holdout, seed, out, root,
-                store_path) -> None:  # fmt: skip
+def fit_command(study, law_name, csv_path, mapping, loss, window, convention, bootstrap, holdout, seed, starts, out,
+                root, store_path) -> None:  # fmt: skip
   """Fit a law to a study's final losses (or a CSV) from every start of its grid; print the coefficients."""
   from mixlaws import console, store
   from mixlaws.fit import laws
@@ -741,7 +743,7 @@ def fit_command(study, law_name, csv_path, mapping, loss, window, convention, bo
       source = f"study {study}"
     else:
       raise ValueError("STUDY or --csv FILE is required")
-    report = fit_study.fit_report(law, frame, bootstrap=bootstrap, holdout=holdout, seed=seed)
+    report = fit_study.fit_report(law, frame, bootstrap=bootstrap, holdout=holdout, seed=seed, starts=starts)
   except ValueError as e:
     _fail(e)
   result = report["fit"]
