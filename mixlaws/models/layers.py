@@ -59,15 +59,19 @@ class Attention(nnx.Module):
     self.o = param(rngs, cfg, (h, k, d), h * k, ("heads", "head_dim", "embed"))
 
   def __call__(self, x_btd: jax.Array) -> jax.Array:
+    b, t, d = x_btd.shape
+    h, k = self.cfg.n_heads, self.cfg.head_dim
     cdt = x_btd.dtype
-    q_bthk = jnp.einsum("btd,dhk->bthk", x_btd, self.q[...].astype(cdt))
-    k_bthk = jnp.einsum("btd,dhk->bthk", x_btd, self.k[...].astype(cdt))
-    v_bthk = jnp.einsum("btd,dhk->bthk", x_btd, self.v[...].astype(cdt))
+    # 2-D matmuls: XLA:CPU lays out their gradients without the transposes a 3-D einsum costs.
+    x_sd = x_btd.reshape(b * t, d)
+    q_bthk, k_bthk, v_bthk = (
+      (x_sd @ w[...].astype(cdt).reshape(d, h * k)).reshape(b, t, h, k) for w in (self.q, self.k, self.v)
+    )
     if self.cfg.positional == "rope":
       q_bthk, k_bthk = rope(q_bthk, self.cfg.rope_theta), rope(k_bthk, self.cfg.rope_theta)
     # jax.nn.dot_product_attention computes the logits and the softmax in float32 for bf16 inputs.
     out_bthk = jax.nn.dot_product_attention(q_bthk, k_bthk, v_bthk, is_causal=True)
-    return jnp.einsum("bthk,hkd->btd", out_bthk, self.o[...].astype(cdt))
+    return (out_bthk.reshape(b * t, h * k) @ self.o[...].astype(cdt).reshape(h * k, d)).reshape(b, t, d)
 
 
 def activate(h_f: jax.Array, gate_f: jax.Array | None, activation: str) -> jax.Array:
@@ -89,11 +93,13 @@ class Mlp(nnx.Module):
     self.gate = param(rngs, cfg, (d, width), d, ("embed", "mlp")) if cfg.activation == "swiglu" else None
     self.down = param(rngs, cfg, (width, d), width, ("mlp", "embed"))
 
-  def __call__(self, x_sd: jax.Array) -> jax.Array:
-    cdt = x_sd.dtype
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """(…, D) → (…, D), computed on the tokens flattened to 2-D (a third of the 3-D einsum's backward time on CPU)."""
+    cdt = x.dtype
+    x_sd = x.reshape(-1, x.shape[-1])
     h_sf = x_sd @ self.up[...].astype(cdt)
     gate_sf = x_sd @ self.gate[...].astype(cdt) if self.gate is not None else None
-    return activate(h_sf, gate_sf, self.activation) @ self.down[...].astype(cdt)
+    return (activate(h_sf, gate_sf, self.activation) @ self.down[...].astype(cdt)).reshape(x.shape)
 
 
 class Experts(nnx.Module):

@@ -34,8 +34,8 @@ class MoE(nnx.Module):
     b, t, d = x_btd.shape
     moe = self.moe
     # Router in float32 (Krajewski et al. 2024 App. A; Ludziejewski et al. 2025 §5.1).
-    logits_bte = jnp.einsum("btd,de->bte", x_btd.astype(jnp.float32), self.router[...].astype(jnp.float32))
     x_sd = x_btd.reshape(b * t, d)
+    logits_bte = (x_sd.astype(jnp.float32) @ self.router[...].astype(jnp.float32)).reshape(b, t, -1)
     if moe.router in ("token_choice", "switch"):
       factor = moe.capacity_factor if train else moe.eval_capacity_factor
       c = routers.capacity(b * t, moe.top_k, moe.n_experts, factor)

@@ -46,9 +46,13 @@ class Unit(nnx.Module):
     self.blocks = nnx.List([Block(cfg, moe, is_moe, rngs=rngs) for is_moe in kinds])
 
   def __call__(self, x_btd: jax.Array, train: bool) -> tuple[jax.Array, dict[str, jax.Array]]:
+    def run(block: Block, x: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
+      return block(x, train)
+
+    if self.remat:
+      run = nnx.remat(run)  # the backward pass recomputes each block instead of storing its activations
     per_block = []
     for block in self.blocks:
-      run = (lambda blk, x: blk(x, train)) if not self.remat else nnx.remat(lambda blk, x: blk(x, train))
       x_btd, stats = run(block, x_btd)
       if stats:
         per_block.append(stats)
