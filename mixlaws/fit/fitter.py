@@ -323,7 +323,8 @@ def fit(
   """Fits `law` to the rows of `frame` from every start of its grid (or `init`); keeps the best.
 
   fixed: fitting-space values held constant (e.g. {"alpha": 0.35}); bounds: per fitting-space
-  parameter (lo, hi), either may be None; bootstrap: number of resamples over points.
+  parameter (lo, hi), either may be None; bootstrap: number of resamples over points, each refitted
+  (by the vectorised path, whatever `method`) from the best `bootstrap_starts` optima of this fit.
   """
   if method not in ("jax", "scipy"):
     raise ValueError(f"method: {method!r} must be 'jax' or 'scipy'")

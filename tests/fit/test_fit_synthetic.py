@@ -3,6 +3,7 @@
 import itertools
 import math
 
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
@@ -121,6 +122,7 @@ def test_holdout_selection_and_weights(chinchilla_points):
   init = {"log_A": (0, 5, 10), "log_B": (0, 5, 10)}
   held = fitter.holdout(law, frame, fitter.lowest(frame, 6), init=init)
   assert held.n_train == 26 and held.n_test == 6 and held.fit.n_points == 26
+  assert jnp.ones(1).dtype == jnp.float32  # float64 was switched on only inside the fitting calls
   assert 0 < held.rmse <= held.max_error < 0.05  # 0.3% noise, extrapolated to the lowest losses
   w = fitter.loss_weights(frame["loss"])
   assert w.mean() == pytest.approx(1.0) and w[np.argmax(frame["loss"])] == w.min()
