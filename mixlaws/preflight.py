@@ -74,9 +74,11 @@ def compiled_train_step(cfg: Config, devices: list):
   train.check_batch_sizes(cfg, batch_sharding)
   batch_size = max(seg.batch_size for seg in budget.segments(cfg.train, cfg.model.seq_len))
   batch = jax.ShapeDtypeStruct((batch_size, cfg.model.seq_len + 1), jnp.int32, sharding=batch_sharding)
-  step = jax.jit(train.make_train_step(cfg, train.graphdef(cfg), tx, mesh),
-                 in_shardings=(shardings, batch_sharding), out_shardings=(shardings, None), donate_argnums=0)  # fmt: skip
-  return step.lower(train.abstract_with_shardings(abstract, shardings), batch).compile()
+  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  step = jax.jit(train.make_train_step(cfg, train.graphdef(cfg), tx, mesh), donate_argnums=0,
+                 in_shardings=(shardings, batch_sharding, replicated), out_shardings=(shardings, None))  # fmt: skip
+  lr = jax.ShapeDtypeStruct((), jnp.float32, sharding=replicated)
+  return step.lower(train.abstract_with_shardings(abstract, shardings), batch, lr).compile()
 
 
 def preflight(cfg: Config, topology: str | None = None, n_devices: int | None = None) -> Verdict:

@@ -92,7 +92,6 @@ def token_losses(logits_btv: jax.Array, batch_bt: jax.Array, pad_id: int) -> tup
 def make_train_step(cfg: Config, gdef: nnx.GraphDef, tx: optax.GradientTransformation, mesh: Mesh):
   """The pure train step: (state, batch_bt) → (state, metrics). Dense and MoE take the same path."""
   weights = {"load_balance_loss": cfg.moe.load_balance_weight, "z_loss": cfg.moe.z_loss_weight}
-  schedule = optim.learning_rate(cfg)
   pad_id = data_lib.tokenizer(cfg.data).pad_id
 
   def loss_fn(params, model_state, batch_bt):
@@ -103,13 +102,14 @@ def make_train_step(cfg: Config, gdef: nnx.GraphDef, tx: optax.GradientTransform
     aux_loss = sum(weights[k] * aux[k] for k in AUX_LOSSES)
     return ce + aux_loss, (ce, aux_loss, aux)
 
-  def step(state, batch_bt):
+  def step(state, batch_bt, lr):
     with sharding.activation_sharding(mesh, cfg.mesh.activation_rules):
       grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
       (_, (ce, aux_loss, aux)), grads = grad_fn(state["params"], state["model_state"], batch_bt)
-    updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
-    metrics = {"loss": ce, "aux_loss": aux_loss, "grad_norm": optax.tree.norm(grads),
-               "lr": schedule(state["step"]), **{k: v for k, v in aux.items() if jnp.ndim(v) == 0}}  # fmt: skip
+    direction, opt_state = tx.update(grads, state["opt_state"], state["params"])
+    updates = jax.tree.map(lambda u: -lr * u, direction)  # AdamW's last stage (see optim.optimizer)
+    metrics = {"loss": ce, "aux_loss": aux_loss, "grad_norm": optax.tree.norm(grads), "lr": lr,
+               **{k: v for k, v in aux.items() if jnp.ndim(v) == 0}}  # fmt: skip
     new_state = {**state, "params": optax.apply_updates(state["params"], updates), "opt_state": opt_state,
                  "step": state["step"] + 1}  # fmt: skip
     return new_state, metrics
@@ -241,8 +241,8 @@ class Run:
     return jax.make_array_from_process_local_data(self.batch_sharding, local_bt, shape)
 
   def record(self, step: int, metrics: dict, step_time: float, batch_size: int) -> dict:
-    """Turns step `step`'s device metrics into a record; raises TrainingFailed on NaN/Inf."""
-    values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+    """Turns step `step`'s fetched metrics into a record; raises TrainingFailed on NaN/Inf."""
+    values = {k: float(v) for k, v in metrics.items()}
     for name in ("loss", "grad_norm"):
       if not math.isfinite(values[name]):
         raise TrainingFailed(f"step {step}: {name} is {values[name]}")
@@ -337,8 +337,10 @@ def _write_config_if_missing(run: Run) -> None:
 
 def _loop(run: Run, state, shardings, gdef, tx, iterator, manager, step: int) -> str:
   cfg = run.cfg
-  train_step = jax.jit(make_train_step(cfg, gdef, tx, run.mesh), in_shardings=(shardings, run.batch_sharding),
-                       out_shardings=(shardings, None), donate_argnums=0)  # fmt: skip
+  replicated = NamedSharding(run.mesh, PartitionSpec())
+  train_step = jax.jit(make_train_step(cfg, gdef, tx, run.mesh), donate_argnums=0,
+                       in_shardings=(shardings, run.batch_sharding, replicated), out_shardings=(shardings, None))  # fmt: skip
+  learning_rates = optim.learning_rate(cfg)(np.arange(run.total_steps + 1)).astype(np.float32)
   eval_step = jax.jit(make_eval_step(cfg, gdef, run.mesh))
   eval_batches = list(data_lib.eval_batches(cfg, cfg.train.batch_size, process_index=jax.process_index(),
                                             process_count=jax.process_count()))  # fmt: skip
@@ -352,8 +354,9 @@ def _loop(run: Run, state, shardings, gdef, tx, iterator, manager, step: int) ->
       return None
     done_step, metrics, batch_size = pending
     pending = None
+    values = jax.device_get(metrics)  # waits for this step only; the next one is already queued
     step_time = time.perf_counter() - last_time
-    record = run.record(done_step, metrics, step_time, batch_size)
+    record = run.record(done_step, values, step_time, batch_size)
     last_time = time.perf_counter()
     if bar:
       bar.update(done_step, record["loss"], batch_size * cfg.model.seq_len / max(step_time, 1e-9))
@@ -369,7 +372,7 @@ def _loop(run: Run, state, shardings, gdef, tx, iterator, manager, step: int) ->
   while step < run.total_steps:
     batch_size = budget.batch_size_at(cfg, step)
     batch = run.global_batch(iterator.next(batch_size), batch_size)
-    state, metrics = train_step(state, batch)
+    state, metrics = train_step(state, batch, learning_rates[step])
     settle()
     step += 1
     pending = (step, metrics, batch_size)
