@@ -720,10 +720,13 @@ LAW_HELP = (
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--starts", type=click.IntRange(min=1), help="Optimise this many starts drawn from the law's grid "
               "[default: all of them].")  # fmt: skip
+@click.option("--metric", metavar="TASK/METRIC", help="Fit a downstream accuracy (e.g. line_end/acc) from "
+              "`mixlaws eval` instead of the loss; for the downstream_* laws.")  # fmt: skip
+@click.option("--chance", type=float, help="--metric: chance accuracy to correct for [default: as evaluated].")
 @click.option("--out", metavar="FILE", help="Write the fit as JSON (e.g. fit.json).")
 @store_options
-def fit_command(study, law_name, csv_path, mapping, loss, window, convention, bootstrap, holdout, seed, starts, out,
-                root, store_path) -> None:  # fmt: skip
+def fit_command(study, law_name, csv_path, mapping, loss, window, convention, bootstrap, holdout, seed, starts,
+                metric, chance, out, root, store_path) -> None:  # fmt: skip
   """Fit a law to a study's final losses (or a CSV) from every start of its grid; print the coefficients."""
   from mixlaws import console, store
   from mixlaws.fit import laws
@@ -731,11 +734,17 @@ def fit_command(study, law_name, csv_path, mapping, loss, window, convention, bo
 
   try:
     law = laws.get(law_name)
+    if metric and (csv_path or law.target != "neg_log_accuracy"):
+      raise ValueError("--metric: needs a STUDY and a downstream law (downstream_power, downstream_ceiling, ...)")
     if csv_path:
       if study:
         raise ValueError("give either STUDY or --csv, not both")
       frame = fit_study.read_csv(csv_path, fit_study.parse_map(mapping))
       source = csv_path
+    elif study and metric:
+      with _open_store(root, store_path) as st:
+        frame = fit_study.metric_from_store(st, study, metric, convention or law.convention or "chinchilla", chance)
+      source = f"study {study}, {metric} (chance {frame.attrs['chance']:.3g})"
     elif study:
       with _open_store(root, store_path) as st:
         frame = fit_study.from_store(st, study, convention or law.convention or "chinchilla", loss,

@@ -57,6 +57,27 @@ def from_store(st, study: str, convention: str, loss: str = "final_eval", window
   return points.from_runs(runs, convention)
 
 
+def metric_from_store(st, study: str, metric: str, convention: str, chance: float | None = None) -> pd.DataFrame:
+  """Finished runs with a downstream metric (e.g. line_end/acc) as points of the accuracy laws.
+
+  `neg_log_accuracy` is −ln of the chance-corrected accuracy (arXiv 2512.08894, PAPERS.md §6.1);
+  the chance level defaults to the `<task>/chance` the evaluation logged beside the accuracy.
+  """
+  runs = st.runs(study)
+  values = st.metric_at_end(study, metric, split="downstream")
+  merged = runs[runs["state"] == "done"].merge(values[["run_id", "value"]], on="run_id")
+  if merged.empty:
+    raise ValueError(f"study {study}: no finished run has the downstream metric {metric} (run `mixlaws eval` first)")
+  if chance is None:
+    logged = st.metric_at_end(study, f"{metric.rsplit('/', 1)[0]}/chance", split="downstream")
+    chance = float(logged["value"].mean()) if not logged.empty else 0.0
+  frame = points.from_runs(merged.assign(loss=merged["value"]), convention)
+  frame = frame.rename(columns={"loss": "accuracy"})
+  frame["neg_log_accuracy"] = laws.neg_log_accuracy(frame["accuracy"], chance)
+  frame.attrs["chance"] = chance
+  return frame
+
+
 def holdout_mask(frame: pd.DataFrame, expr: str, target: str = "loss") -> np.ndarray:
   """'lowest:K' (the K lowest-`target` points) or a pandas query selecting the held-out points."""
   match = re.fullmatch(r"lowest:(\d+)", expr.strip())
