@@ -11,7 +11,9 @@ Targets (issue 3, on a CPU): the ~20M non-embedding dense model reaches >= 50% o
 MoE with E = 8 and G in {1, 2, 4} reaches >= 80% of the dense model's tokens/s at equal active
 FLOPs with the best CPU dispatch. The machine is shared and its load drifts, so the targets are
 judged on CPU time (process CPU seconds): `fraction_of_peak_cpu` against the same matmul timed in
-CPU seconds, `vs_dense` as the ratio of tokens per CPU second. Wall-clock figures are reported too.
+CPU seconds (the best of the run), `vs_dense` as the ratio of tokens per CPU second (`flops_vs_dense`
+the ratio of FLOPs per CPU second, which credits MoE its router FLOPs). Wall-clock figures are
+reported too.
 """
 
 from __future__ import annotations
@@ -108,10 +110,10 @@ def _matmul_cpu_peak(n: int = 1024, repeats: int = 10) -> float:
 
 
 def measure(cfg: Config, rounds: int) -> dict[str, Any]:
-  """One row: compile time, then `rounds` rounds of (matmul peaks, one timed step); best of each kept.
+  """One case: compile time, then `rounds` rounds of (matmul peaks, one timed step); best of each kept.
 
-  Interleaving keeps the step and its reference close in time. Wall-clock figures follow the
-  machine's load; CPU-time figures (process CPU seconds, both threads of a 2-core machine) barely
+  Interleaving keeps the step and its wall-clock reference close in time. Wall-clock figures follow
+  the machine's load; CPU-time figures (process CPU seconds, both threads of a 2-core machine) barely
   move with it, so they are the ones to compare on a shared machine.
   """
   import jax
@@ -138,8 +140,9 @@ def measure(cfg: Config, rounds: int) -> dict[str, Any]:
     "step_cpu_s": step_cpu,
     "tokens_per_s": tokens / step_wall,
     "fraction_of_peak": flops / step_wall / peak_wall,
-    "fraction_of_peak_cpu": flops / step_cpu / peak_cpu,
     "tokens_per_peak_gflop": tokens / step_wall / peak_wall * 1e9,
+    "flops_per_cpu_s": flops / step_cpu,
+    "peak_cpu": peak_cpu,
     "dropped_frac": float(aux["dropped_frac"]),
   }
 
@@ -148,8 +151,7 @@ def run(
   base: ml_collections.ConfigDict, rounds: int = 3, only: str = "", log: Callable[[str], None] = lambda line: None
 ) -> dict[str, Any]:
   """Every case (the dense one and those whose name contains `only`), the dense and MoE targets checked."""
-  rows = []
-  dense = dense_cfg = None
+  rows, cfgs = [], []
   for name, overrides in cases():
     if only and only not in name and name != "dense":
       continue
@@ -157,22 +159,27 @@ def run(
     row = {"case": name, "router": cfg.moe.router if cfg.moe.is_moe else "dense", "dispatch": cfg.moe.dispatch}
     row.update(experts=cfg.moe.n_experts, granularity=cfg.moe.granularity, top_k=cfg.moe.top_k)
     row.update(measure(cfg, rounds))
-    if dense is None:
-      dense, dense_cfg = row, cfg
-    # CPU time hardly moves with the load, so tokens per CPU second compare directly; wall-clock
-    # tokens/s are compared per unit of the matmul peak measured alongside.
-    row["vs_dense"] = dense["step_cpu_s"] / row["step_cpu_s"]
-    row["vs_dense_wall"] = row["tokens_per_peak_gflop"] / dense["tokens_per_peak_gflop"]
     rows.append(row)
-    log(f"{name}: {row['fraction_of_peak_cpu']:.0%} of the matmul peak (CPU time), {row['vs_dense']:.2f} x dense")
+    cfgs.append(cfg)
+    log(f"{name}: {row['step_cpu_s']:.2f} CPU s per step, {rows[0]['step_cpu_s'] / row['step_cpu_s']:.2f} x dense")
+  # The machine's matmul peak in CPU time is a constant that noise only lowers: take the best of the run.
+  peak_cpu = max(row.pop("peak_cpu") for row in rows)
+  dense = rows[0]
+  for row in rows:
+    row["fraction_of_peak_cpu"] = row["flops_per_cpu_s"] / peak_cpu
+    row["vs_dense"] = dense["step_cpu_s"] / row["step_cpu_s"]  # tokens per CPU second, relative
+    row["flops_vs_dense"] = row["flops_per_cpu_s"] / dense["flops_per_cpu_s"]  # router FLOPs counted
+    # wall-clock tokens/s per unit of the matmul peak measured alongside, relative
+    row["vs_dense_wall"] = row["tokens_per_peak_gflop"] / dense["tokens_per_peak_gflop"]
   sweep = [r for r in rows if r["dispatch"] == CPU_DISPATCH and r["router"] == "token_choice"]
   summary = {
     "flops_convention": "chinchilla (all matmuls incl. attention logits and router; training = 3 x forward)",
-    "dense_non_embedding_params": int(counting.param_counts(counting.Shape.from_config(dense_cfg)).non_embedding),
+    "dense_non_embedding_params": int(counting.param_counts(counting.Shape.from_config(cfgs[0])).non_embedding),
+    "matmul_peak_cpu": peak_cpu,
     "dense_fraction_of_peak_cpu": dense["fraction_of_peak_cpu"],
     "dense_fraction_of_peak_wall": dense["fraction_of_peak"],
     "dense_target_met": dense["fraction_of_peak_cpu"] >= DENSE_TARGET,
     "moe_min_vs_dense": min((r["vs_dense"] for r in sweep), default=float("nan")),
     "moe_target_met": bool(sweep) and all(r["vs_dense"] >= MOE_TARGET for r in sweep),
   }
-  return {"machine": bench.machine(), "summary": summary, "model": dataclasses.asdict(dense_cfg.model), "results": rows}
+  return {"machine": bench.machine(), "summary": summary, "model": dataclasses.asdict(cfgs[0].model), "results": rows}
