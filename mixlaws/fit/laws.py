@@ -71,7 +71,7 @@ class Law:
 
   def natural(self, theta: Mapping[str, float]) -> dict[str, float]:
     """Fitting-space values → the coefficients as printed (exp of every log_X)."""
-    return {natural_name(k): (math.exp(v) if k.startswith("log_") else float(v)) for k, v in theta.items()}
+    return {natural_name(k): (_exp(v) if k.startswith("log_") else float(v)) for k, v in theta.items()}
 
   def fitting(self, natural: Mapping[str, float]) -> dict[str, float]:
     """Printed coefficients → fitting-space values."""
@@ -84,6 +84,14 @@ class Law:
   def grid(self) -> np.ndarray:
     """Every combination of the default start values, one row per start, columns in `params` order."""
     return np.array(list(itertools.product(*(self.init[n] for n in self.params))), dtype=np.float64)
+
+
+def _exp(v: float) -> float:
+  """exp that says inf instead of raising: an unbounded coefficient of a degenerate fit runs away."""
+  try:
+    return math.exp(v)
+  except OverflowError:
+    return math.inf
 
 
 def natural_name(name: str) -> str:
