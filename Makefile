@@ -20,7 +20,7 @@ $(VENV)/.test: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.demo
 
 demo: $(VENV)/.demo
-	$(BIN)/mixlaws count -o model.d_model=1024 -o model.n_layers=16 -o moe.expansion_rate=32 -o train.tokens=16e9
+	$(BIN)/mixlaws demo
 
 lint: $(VENV)/.test
 	$(BIN)/ruff check mixlaws experiments launch tests

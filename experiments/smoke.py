@@ -1,9 +1,11 @@
 """smoke: a CPU-sized study — dense and MoE at several E and G over a few token budgets.
 
-Built to finish on 2 CPU cores in a few minutes and still show a trend in N, D, E and G: byte
-tokens from this Python's standard library, d_model 32–96, 2 layers, 128-token context,
-~1e11–1e12 training FLOPs per run (sized by counting before the trainer was timed; every knob
-is one constant below).
+Built to finish on 2 CPU cores in a few minutes and still show a trend in N and D: byte tokens
+from this Python's standard library, d_model 32–96, 2 layers, 128-token context, 0.26M and 0.52M
+tokens per run. One learning rate for every size: probed at d ∈ {32, 48, 64, 96, 128} with
+0.52M tokens, 1e-3 gave eval losses that fall monotonically with width (3.16, 3.02, 2.91, 2.83,
+2.75), while 2e-3 and 3e-3 were lower for some widths but out of order (d96 above d64), which no
+law can fit. MoE runs are dropless, so they compare architectures rather than token dropping.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ VARIANTS = ()
 SEQ_LEN = 128
 BATCH = 16  # sequences: 2,048 tokens per step; divisible by 8 devices
 TOKENS = (2**18, 2**19)  # 128 and 256 steps
-LR = 3e-3  # tiny models take a high peak LR
+LR = 1e-3  # see the module docstring
 # Dense sizes: (d_model, n_layers); heads of width 16 so the smallest model still has two.
-DENSE = {"xs": (32, 2), "s": (64, 2), "m": (96, 2)}
+DENSE = {"xs": (32, 2), "s": (48, 2), "m": (64, 2), "l": (96, 2)}
 HEAD_WIDTH = 16
 MOE_SIZE = "s"  # MoE runs share the dense "s" shape, so E and G change nothing else
 MOE = ((4, 1), (8, 1), (4, 2), (8, 2))  # (E, G); token choice with top-k = G keeps active params fixed
@@ -34,6 +36,7 @@ def get_study(variant: str | None = None) -> registry.Study:
   _common.cpu_data(base)
   base.model.seq_len = SEQ_LEN
   base.moe.router = "token_choice"
+  base.moe.capacity_factor = 0.0  # dropless
   base.train.batch_size = BATCH
   base.train.lr = LR
   base.train.schedule = "cosine"
@@ -52,7 +55,7 @@ def get_study(variant: str | None = None) -> registry.Study:
   )
   return registry.Study(
     name="smoke",
-    description="CPU: dense at 3 sizes and MoE at E in {4, 8}, G in {1, 2}, 2 token budgets",
+    description="CPU: dense at 4 sizes and MoE at E in {4, 8}, G in {1, 2}, 2 token budgets",
     base=base,
     sweep=registry.chain(dense, moe),
   )

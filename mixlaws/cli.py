@@ -868,5 +868,21 @@ def bench_fit(points, scipy_starts, bootstrap, out_dir) -> None:
   click.echo(f"wrote {json_path} and {md_path}")
 
 
+@main.command("demo")
+@click.option("--root", default="./runs", show_default=True, help="Run root of the smoke study and the store.")
+@click.option("--out", default="./demo-results", show_default=True, help="Where tables, fits and plots go.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Local worker processes.")
+@click.option("--bootstrap", type=click.IntRange(min=0), default=200, show_default=True, help="Resamples per fit.")
+def demo_command(root, out, workers, bootstrap) -> None:
+  """The whole pipeline on this machine: train the smoke study, collect, fit, export, plot."""
+  from mixlaws import demo
+
+  try:
+    code = demo.run(root, out, workers=workers, bootstrap=bootstrap)
+  except ValueError as e:
+    _fail(e)
+  sys.exit(code)
+
+
 if __name__ == "__main__":
   main()

@@ -21,7 +21,7 @@ def test_studies_lists_every_study_and_variant(monkeypatch):
   rows = {r["study"]: r for r in listed}
   expected = {name for name in registry.studies()} | {f"{n}-tiny" for n in registry.studies() if n != "smoke"}
   assert set(rows) == expected
-  assert (rows["krajewski2024"]["runs"], rows["ludziejewski2025"]["runs"], rows["smoke"]["runs"]) == (168, 270, 14)
+  assert (rows["krajewski2024"]["runs"], rows["ludziejewski2025"]["runs"], rows["smoke"]["runs"]) == (168, 270, 16)
   smoke = registry.expand("smoke")
   assert rows["smoke"]["flops"] == pytest.approx(sum(s.counts.flops("chinchilla") for s in smoke))
   monkeypatch.setattr(registry, "summary", lambda: listed)  # the table shows the same rows; expand once only

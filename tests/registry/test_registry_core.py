@@ -137,8 +137,8 @@ def test_filters(smoke):
     s.run_id for s in smoke if s.config.moe.granularity >= 2
   ]
   assert len(registry.expand("smoke", filter="g>=2, e=8")) == 2  # case-insensitive names, clauses all hold
-  assert len(registry.expand("smoke", filter="router=dense,tokens<300K")) == 3
-  assert len(registry.expand("smoke", filter="moe.expansion_rate!=1,params_active<140.5K")) == 2
+  assert len(registry.expand("smoke", filter="router=dense,tokens<300K")) == 4
+  assert len(registry.expand("smoke", filter="moe.expansion_rate!=1,params_active<85.5K")) == 2  # E = 4, G = 1
   assert registry.expand("smoke", filter="steps>1000") == []
 
 
