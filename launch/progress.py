@@ -31,7 +31,11 @@ def summary_line(rows: list[sweep.RunState]) -> str:
 
 
 class SweepView:
-  """Redraws on `update()`; `close()` leaves the last view and a summary line on the terminal."""
+  """Redraws on `update()`; `close()` leaves the last view and a summary line on the terminal.
+
+  Each run that ends while the view is up gets a line of its own above it (the only progress a piped
+  output shows, since a live view draws on a terminal only).
+  """
 
   def __init__(self, root: str, study: str, stale_after: float = sweep.STALE_AFTER):
     self.root, self.study, self.stale_after = root, study, stale_after
@@ -46,6 +50,7 @@ class SweepView:
     self.live = rich.live.Live(self._render([]), console=self.console, refresh_per_second=2)
     self.live.start()
     self.rows: list[sweep.RunState] = []
+    self.ended: set[str] | None = None  # runs already ended when the view first looked
 
   def _render(self, rows: list[sweep.RunState]) -> rich.console.Group:
     if not any(r.state == "running" for r in rows):
@@ -63,8 +68,21 @@ class SweepView:
   def update(self) -> None:
     self.rows = sweep.scan(self.root, self.study, stale_after=self.stale_after)
     done = sum(r.state == "done" for r in self.rows)
+    ended = {r.run_id for r in self.rows if r.state in ("done", "failed")}
+    if self.ended is not None:
+      for r in self.rows:
+        if r.run_id in ended - self.ended:
+          self.live.console.print(self._ended_line(r, done))
+    self.ended = ended
     self.bar.update(self.task, total=len(self.rows), completed=done)
     self.live.update(self._render(self.rows))
+
+  def _ended_line(self, r: sweep.RunState, done: int) -> str:
+    if r.state == "failed":
+      return f"{r.run_id}: failed at step {r.step}"
+    loss = latest_loss(RunDir(sweep.study_dir(self.root, self.study) / r.run_id))
+    final = "" if loss is None else f", final train loss {loss:.4f}"
+    return f"[{done}/{len(self.rows)} done] {r.run_id}: {r.step} steps{final}"
 
   def close(self) -> None:
     self.update()

@@ -30,6 +30,27 @@ def test_enqueue_writes_once_and_never_overwrites_a_status(queue):
     sweep.enqueue([changed], root)
 
 
+def test_sweep_view_prints_a_line_for_each_run_that_ends_while_it_watches(queue, capsys):
+  from mixlaws.launch import progress
+
+  root, runs, _ = queue
+  runs[0].write_status("done", step=4)  # ended before the view: no line
+  view = progress.SweepView(str(root), "q")
+  view.update()
+  runs[1].write_metrics([{"step": 4, "split": "train", "loss": 2.5}], attempt=0)
+  runs[1].write_status("done", step=4)
+  runs[2].write_status("failed", step=2, error="boom")
+  view.update()
+  view.update()  # each ended run is announced once
+  view.close()
+  out = capsys.readouterr().out
+  assert (
+    out.count(runs[1].path.name) == 1 and f"[2/5 done] {runs[1].path.name}: 4 steps, final train loss 2.5000" in out
+  )
+  assert out.count(runs[2].path.name) == 1 and f"{runs[2].path.name}: failed at step 2" in out
+  assert runs[0].path.name not in out
+
+
 def test_status_counts_states_and_spots_dead_workers(queue):
   root, runs, _ = queue
   runs[0].write_status("done", step=4)
