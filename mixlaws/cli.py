@@ -234,7 +234,7 @@ def collect_command(study, root, store_path, every) -> None:
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "md", "latex"]),
               help="Table format [default: from --out's suffix, else md].")  # fmt: skip
 @click.option("--columns", multiple=True, metavar="NAME[,NAME]",
-              help="Add runs columns or metrics at each run's end, e.g. lr,next_line/acc,eval:loss (repeatable).")  # fmt: skip
+              help="Add runs columns or metrics at each run's end, e.g. lr,line_end/acc,eval:loss (repeatable).")  # fmt: skip
 @click.option("--out", metavar="PATH", help="Write the table here instead of printing it (needed for parquet).")
 @click.option("--convention", type=click.Choice(config_lib.FLOPS_CONVENTIONS), default="chinchilla", show_default=True,
               help="Counting convention of the FLOPs column.")  # fmt: skip
@@ -865,6 +865,48 @@ def bench_fit(points, scipy_starts, bootstrap, out_dir) -> None:
   report = bench_fit_lib.run(points=points, scipy_starts=scipy_starts, bootstrap=bootstrap)
   json_path, md_path = bench.write_report("fit", report, out_dir)
   click.echo(bench.to_markdown("fit", report))
+  click.echo(f"wrote {json_path} and {md_path}")
+
+
+@bench_group.command("train")
+@click.option("-o", "--override", "overrides", multiple=True, metavar="SECTION.FIELD=VALUE",
+              help="Override one field of the benchmark's ~1M-parameter config.")  # fmt: skip
+@click.option("--steps", type=click.IntRange(min=10), default=150, show_default=True, help="Steps per timed run.")
+@click.option("--rounds", type=click.IntRange(min=1), default=3, show_default=True, help="Alternating rounds.")
+@click.option("--work-dir", help="Where the benchmark's runs go [default: the system temp dir].")
+@click.option("--out", "out_dir", default="bench", show_default=True, help="Directory for train.json and train.md.")
+def bench_train(overrides, steps, rounds, work_dir, out_dir) -> None:
+  """Training loop host overhead vs a bare step (target < 5%) and warm-cache start-up (first step < 3 s)."""
+  from mixlaws import bench
+  from mixlaws.bench import train as bench_train_lib
+
+  try:
+    report = bench_train_lib.run(tuple(overrides), steps=steps, rounds=rounds, work_dir=work_dir,
+                                 log=lambda line: click.echo(line, err=True))  # fmt: skip
+  except ValueError as e:
+    _fail(e)
+  json_path, md_path = bench.write_report("train", report, out_dir)
+  click.echo(bench.to_markdown("train", report))
+  click.echo(f"wrote {json_path} and {md_path}")
+
+
+@bench_group.command("all")
+@click.option("--only", default=",".join(("model", "data", "train", "collect", "fit")), show_default=True,
+              help="Comma-separated benchmarks to run.")  # fmt: skip
+@click.option("--out", "out_dir", default="bench", show_default=True, help="Directory for all.json and all.md.")
+def bench_all(only, out_dir) -> None:
+  """Every benchmark at its defaults: one report of headline ratios, targets and the machine."""
+  from mixlaws import bench
+  from mixlaws.bench import suite
+
+  try:
+    report = suite.run([name.strip() for name in only.split(",") if name.strip()],
+                       log=lambda line: click.echo(line, err=True))  # fmt: skip
+  except ValueError as e:
+    _fail(e)
+  markdown = suite.to_markdown(report)
+  json_path, md_path = bench.write_report("all", report, out_dir, markdown=markdown)
+  click.echo(markdown)
   click.echo(f"wrote {json_path} and {md_path}")
 
 

@@ -67,6 +67,7 @@ def run(root: str = "runs", out: str = "demo-results", *, workers: int = 1, boot
   from mixlaws import plots
 
   start = time.time()
+  os.environ.setdefault("JAX_PLATFORMS", "cpu")  # the embedded default; inherited by the workers
   os.makedirs(out, exist_ok=True)
   echo(f"[bold]mixlaws demo[/]: the {STUDY} study on this machine's standard-library sources, byte tokens, CPU")
   _stage(echo, 1, "train (rerunning skips finished runs; Ctrl-C stops, rerun resumes)")

@@ -70,7 +70,7 @@ def compiled_train_step(cfg: Config, devices: list):
   tx = optim.optimizer(cfg)
   abstract = jax.eval_shape(train.init_fn(cfg, tx))
   shardings = train.state_shardings(abstract, mesh, cfg.mesh.param_rules)
-  batch_sharding = train._batch_sharding(cfg, mesh)
+  batch_sharding = train.batch_sharding(cfg, mesh)
   train.check_batch_sizes(cfg, batch_sharding)
   batch_size = max(seg.batch_size for seg in budget.segments(cfg.train, cfg.model.seq_len))
   batch = jax.ShapeDtypeStruct((batch_size, cfg.model.seq_len + 1), jnp.int32, sharding=batch_sharding)

@@ -109,8 +109,13 @@ class RunDir:
     except json.JSONDecodeError as e:
       raise ValueError(f"{self.status_path}: not valid JSON ({e.msg} at line {e.lineno})") from None
 
-  def write_status(self, state: str, *, step: int = 0, attempt: int = 0, error: str | None = None) -> dict[str, Any]:
-    """Replaces status.json in one write; `updated_at` (epoch seconds) doubles as the heartbeat."""
+  def write_status(self, state: str, *, step: int = 0, attempt: int = 0, error: str | None = None,
+                   timings: dict[str, float] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Replaces status.json in one write; `updated_at` (epoch seconds) doubles as the heartbeat.
+
+    `timings` (seconds) says where the attempt's start-up went: `startup_s` from the call to the data
+    and state being ready, `first_step_s` from then to the first step's metrics (compilation included).
+    """
     if state not in STATES:
       raise ValueError(f"status.state: unknown {state!r}; expected one of {', '.join(STATES)}")
     record = {
@@ -121,6 +126,8 @@ class RunDir:
       "host": socket.gethostname(),
       "error": error,
     }
+    if timings:
+      record["timings"] = {k: round(v, 3) for k, v in timings.items()}
     self.path.mkdir(parents=True, exist_ok=True)
     _atomic_write(self.status_path, json.dumps(record) + "\n")
     return record
@@ -143,6 +150,10 @@ class RunDir:
       return []
     chunks = [p for p in self.metrics_dir.iterdir() if parse_chunk_name(p.name)]
     return sorted(chunks, key=lambda p: (parse_chunk_name(p.name)[0], parse_chunk_name(p.name)[2], p.name))
+
+  def read_metrics(self) -> list[dict[str, Any]]:
+    """Every record of every chunk, in chunk order (a resumed run's re-logged steps appear twice)."""
+    return [json.loads(line) for chunk in self.metric_chunks() for line in chunk.read_text().splitlines()]
 
 
 def _atomic_write(path: epath.Path, text: str) -> None:

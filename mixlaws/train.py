@@ -158,7 +158,7 @@ def _checkpoint_manager(run: RunDir, cfg: Config) -> ocp.CheckpointManager:
   return ocp.CheckpointManager(os.fspath(run.checkpoints_dir), options=options)
 
 
-def _batch_sharding(cfg: Config, mesh: Mesh) -> NamedSharding:
+def batch_sharding(cfg: Config, mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, sharding.logical_to_spec(("batch", None), cfg.mesh.activation_rules))
 
 
@@ -221,7 +221,7 @@ class Run:
     previous = self.run.read_status()
     self.attempt = attempt if attempt is not None else (previous["attempt"] + 1 if previous else 0)
     self.mesh = sharding.make_mesh(cfg.mesh, devices)
-    self.batch_sharding = _batch_sharding(cfg, self.mesh)
+    self.batch_sharding = batch_sharding(cfg, self.mesh)
     check_batch_sizes(cfg, self.batch_sharding)
     self.total_steps = budget.total_steps(cfg)
     self.flops_per_token = counting.run_counts(cfg).conventions[cfg.output.flops_convention].flops_per_token
@@ -229,11 +229,13 @@ class Run:
     self.progress = progress and self.is_writer
     self.stop = _Stop()
     self.last_heartbeat = 0.0
+    self.started_at = time.perf_counter()
+    self.timings: dict[str, float] = {}  # startup_s, first_step_s: see RunDir.write_status
 
   def status(self, state: str, step: int, error: str | None = None, force: bool = True) -> None:
     now = time.time()
     if self.is_writer and (force or now - self.last_heartbeat > 30):
-      self.run.write_status(state, step=step, attempt=self.attempt, error=error)
+      self.run.write_status(state, step=step, attempt=self.attempt, error=error, timings=self.timings)
       self.last_heartbeat = now
 
   def global_batch(self, local_bt: np.ndarray, batch_size: int) -> jax.Array:
@@ -345,6 +347,7 @@ def _loop(run: Run, state, shardings, gdef, tx, iterator, manager, step: int) ->
   eval_batches = list(data_lib.eval_batches(cfg, cfg.train.batch_size, process_index=jax.process_index(),
                                             process_count=jax.process_count()))  # fmt: skip
   bar = _progress_bar(run, step)
+  run.timings["startup_s"] = time.perf_counter() - run.started_at
   pending = None  # (step, metrics, batch_size): read only after the next step has been dispatched
   last_time = time.perf_counter()
 
@@ -356,6 +359,8 @@ def _loop(run: Run, state, shardings, gdef, tx, iterator, manager, step: int) ->
     pending = None
     values = jax.device_get(metrics)  # waits for this step only; the next one is already queued
     step_time = time.perf_counter() - last_time
+    if "first_step_s" not in run.timings:
+      run.timings["first_step_s"] = step_time
     record = run.record(done_step, values, step_time, batch_size)
     last_time = time.perf_counter()
     if bar:

@@ -68,15 +68,20 @@ def machine() -> dict[str, Any]:
   }
 
 
-def write_report(name: str, report: dict[str, Any], out_dir: str) -> tuple[str, str]:
-  """Writes <out_dir>/<name>.json and <name>.md; returns their paths."""
+def figure(name: str, ratio: float, target: str, met: bool) -> dict[str, Any]:
+  """One headline row of `mixlaws bench all`: a ratio against an in-process reference and its target."""
+  return {"figure": name, "ratio": float(ratio), "target": target, "met": bool(met)}
+
+
+def write_report(name: str, report: dict[str, Any], out_dir: str, markdown: str | None = None) -> tuple[str, str]:
+  """Writes <out_dir>/<name>.json and <name>.md (`markdown`, or the report through `to_markdown`)."""
   os.makedirs(out_dir, exist_ok=True)
   json_path = os.path.join(out_dir, f"{name}.json")
   md_path = os.path.join(out_dir, f"{name}.md")
   with open(json_path, "w") as f:
     json.dump(report, f, indent=2, default=float)
   with open(md_path, "w") as f:
-    f.write(to_markdown(name, report))
+    f.write(to_markdown(name, report) if markdown is None else markdown)
   return json_path, md_path
 
 

@@ -108,3 +108,17 @@ def run(points: int = 250, scipy_starts: int | None = None, bootstrap: int = 100
       "fitted": {k: round(v, 5) for k, v in vectorised.params.items()},
     },
   }
+
+
+def headline(report: dict) -> list[dict]:
+  """Speed-up over the scipy loop and the bootstrap's time, for `mixlaws bench all`."""
+  from mixlaws import bench
+
+  s = report["summary"]
+  boot_vs_fit = s["bootstrap_s"] / report["results"][0]["wall_s"]
+  return [
+    bench.figure("scipy L-BFGS-B loop time ÷ vectorised fit time (4,500 starts)", s["speedup"],
+                 f">= {s['speedup_target']:g}", s["speedup_met"] and s["same_optimum"]),
+    bench.figure(f"{report['setup']['bootstrap_resamples']}-resample bootstrap time ÷ one fit's time", boot_vs_fit,
+                 f"< {s['bootstrap_target_s']:g} s ({s['bootstrap_s']:.1f} s)", s["bootstrap_met"]),
+  ]  # fmt: skip

@@ -183,3 +183,14 @@ def run(
     "moe_target_met": bool(sweep) and all(r["vs_dense"] >= MOE_TARGET for r in sweep),
   }
   return {"machine": bench.machine(), "summary": summary, "model": dataclasses.asdict(cfgs[0].model), "results": rows}
+
+
+def headline(report: dict[str, Any]) -> list[dict[str, Any]]:
+  """The figures the targets are stated in, for `mixlaws bench all`."""
+  s = report["summary"]
+  return [
+    bench.figure("dense ~20M train step: FLOP/s ÷ matmul peak (CPU time)", s["dense_fraction_of_peak_cpu"],
+                 f">= {DENSE_TARGET:g}", s["dense_target_met"]),
+    bench.figure("MoE E=8, G in 1,2,4: tokens/s ÷ dense tokens/s (worst G)", s["moe_min_vs_dense"],
+                 f">= {MOE_TARGET:g}", s["moe_target_met"]),
+  ]  # fmt: skip
