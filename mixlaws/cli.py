@@ -818,9 +818,11 @@ def optimal_command(law_name, fit_path, published, coefficient_set, budget, memo
       inference_tokens=inference_tokens, experts=candidates, expansion_rate=expansion_rate)  # fmt: skip
   except ValueError as e:
     _fail(e)
-  rows = [[f"{a.experts:g}", f"{a.granularity}", console.human(a.params), console.human(a.active_params),
-           console.human(a.tokens), f"{a.loss:.4f}", "" if a.memory_bytes is None else console.human(a.memory_bytes, "B"),
-           "*" if a is best else ""] for a in table]  # fmt: skip
+  # N is the total count (Ludziejewski et al.'s law is in N_act, their Eq. 9 gives the total); memory in GB
+  rows = [[f"{a.experts:g}", f"{a.granularity}", console.human(a.params if a.params_total is None else a.params_total),
+           console.human(a.active_params), console.human(a.tokens), f"{a.loss:.4f}",
+           "" if a.memory_bytes is None else f"{a.memory_bytes / 1e9:.2f} GB", "*" if a is best else ""]
+          for a in table]  # fmt: skip
   console.print_table(
     f"{law.name} ({source}) at {budget:.3g} FLOPs", ["E", "G", "N", "N_act", "D", "loss", "memory", "best"], rows
   )

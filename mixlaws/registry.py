@@ -17,9 +17,11 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
+import importlib.util
 import itertools
 import math
 import operator
+import pathlib
 import pkgutil
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -351,6 +353,9 @@ def variants(name: str) -> tuple[str, ...]:
 
 
 def _module(name: str):
+  """The study file's module: one of mixlaws.experiments by name, or any Python file by its path."""
+  if name.endswith(".py"):
+    return _module_from_path(name)
   known = studies()
   if name not in known:
     close = difflib.get_close_matches(name, known, n=1)
@@ -359,15 +364,34 @@ def _module(name: str):
   return importlib.import_module(f"mixlaws.experiments.{name}")
 
 
+def _module_from_path(path: str):
+  p = pathlib.Path(path)
+  if not p.is_file():
+    raise ValueError(f"study: {path}: no such file")
+  spec = importlib.util.spec_from_file_location(f"_mixlaws_study_{p.stem}", p)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  if not callable(getattr(module, "get_study", None)):
+    raise ValueError(f"study: {path} must define get_study(variant=None) returning a registry.Study")
+  return module
+
+
+def study_name(name: str) -> str:
+  """The name a study's runs are filed under: `name`, or the file's stem for a path such as my_study.py."""
+  return pathlib.Path(name).stem if name.endswith(".py") else name
+
+
 def load(name: str, variant: str | None = None) -> Study:
-  """The study `name` from mixlaws.experiments, optionally one of its variants (e.g. "tiny")."""
+  """The study `name` from mixlaws.experiments, or the study file at path `name` (ends in .py), optionally
+  one of its variants (e.g. "tiny")."""
   module = _module(name)
   offered = tuple(getattr(module, "VARIANTS", ()))
   if variant is not None and variant not in offered:
     raise ValueError(f"variant: {name} has no variant {variant!r}; expected one of {', '.join(offered) or '(none)'}")
   study = module.get_study(variant)
-  if study.name != name:
-    raise ValueError(f"study: experiments/{name}.py returns a study named {study.name!r}")
+  if study.name != study_name(name):
+    where = name if name.endswith(".py") else f"experiments/{name}.py"
+    raise ValueError(f"study: {where} returns a study named {study.name!r}; name it {study_name(name)!r}")
   return dataclasses.replace(study, variant=variant)
 
 

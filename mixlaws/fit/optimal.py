@@ -99,14 +99,19 @@ def joint_loss(params: Mapping[str, float], active_params: float, tokens: float,
   return per["m"] * active_params ** per["mu"] + per["n"] * tokens ** per["nu"] + per["c"]
 
 
-def joint(params: Mapping[str, float], flops: float, experts: float) -> Allocation:
-  """Closed-form (N_act, D) at fixed E for F = 6·N_act·D, with |μ|, |ν| (Ludziejewski et al. 2025, Eq. 7)."""
+def joint(params: Mapping[str, float], flops: float, experts: float, vocab_size: int = 50257) -> Allocation:
+  """Closed-form (N_act, D) at fixed E for F = 6·N_act·D, with |μ|, |ν| (Ludziejewski et al. 2025, Eq. 7).
+
+  N_total is that of the Appendix A shape with this N_act (Eq. 9).
+  """
   per = laws.ludziejewski_per_experts(params, experts)
   m, mu, n, nu = per["m"], -per["mu"], per["n"], -per["nu"]  # magnitudes: the printed μ, ν are negative
   g = (mu * m / (nu * n)) ** (1 / (mu + nu))
   n_act = g * (flops / 6) ** (nu / (mu + nu))
   tokens = flops / (6 * n_act)
-  return Allocation(flops, n_act, n_act, tokens, joint_loss(params, n_act, tokens, experts), experts)
+  n_total = counting.convention_count(_ludziejewski_shape(n_act, experts, vocab_size), "ludziejewski2025").params
+  return Allocation(flops, n_act, n_act, tokens, joint_loss(params, n_act, tokens, experts), experts,
+                    params_total=n_total)  # fmt: skip
 
 
 def _ludziejewski_shape(active_params: float, experts: int, vocab_size: int) -> counting.Shape:
@@ -174,7 +179,7 @@ def constrained(
   n_act = math.exp(res.x)
   shape = _ludziejewski_shape(n_act, experts, vocab_size)
   n_total, used = _memory(shape, kv_tokens, bytes_per_value)
-  free = joint(params, flops, experts) if not inference_tokens else None
+  free = joint(params, flops, experts, vocab_size) if not inference_tokens else None
   binding = res.x > hi - 1e-6 or (free is not None and abs(free.active_params / n_act - 1) > 1e-6)
   tokens = tokens_for(n_act)
   return Allocation(

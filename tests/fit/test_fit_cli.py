@@ -146,6 +146,9 @@ def test_optimal_with_published_coefficients_and_memory():
     line for line in result.output.splitlines() if line.rstrip().endswith("* │") or "*" in line.split("│")[-2:][0]
   )
   assert best_row.split("│")[1].strip() == "16"  # Ludziejewski et al. 2025, Table 2: E = 16 at 1e22 and 80 GB
+  cells = [cell.strip() for cell in best_row.split("│")]
+  assert cells[3] != cells[4] and cells[7].endswith(" GB")  # N_total beside N_act; weights + KV in GB
+  assert float(cells[7].split()[0]) == pytest.approx(80, abs=0.01)  # the cap binds at E = 16
   result = invoke("optimal", "--law", "krajewski2024", "--published", "--budget", "1.93e20")
   assert result.exit_code == 0 and "2.47" in result.output  # Table 2 row: G = 16, loss 2.472
 

@@ -87,3 +87,42 @@ def test_plan_errors_are_one_line(args, message):
   result = _run(*args)
   assert result.exit_code == 2
   assert result.stderr.startswith(message) and result.stderr.count("\n") == 1 and result.stdout == ""
+
+
+MY_STUDY = """
+from mixlaws import config, registry
+
+
+def get_study(variant=None):
+  base = config.base_config()
+  base.model.vocab_size = config.BYTE_VOCAB_SIZE
+  return registry.Study("{name}", "two widths", base, registry.axis("model.d_model", [64, 128]))
+"""
+
+
+def test_a_study_file_anywhere_is_planned_and_run_under_its_file_name(tmp_path):
+  path = tmp_path / "my_study.py"
+  path.write_text(MY_STUDY.format(name="my_study"))
+  result = _run("plan", str(path), "--format", "csv")
+  assert result.exit_code == 0, result.output
+  rows = list(csv.DictReader(io.StringIO(result.stdout)))
+  assert [row["d_model"] for row in rows] == ["64", "128"] and all(r["run_id"].startswith("my_study-") for r in rows)
+  dry = _run("run", str(path), "--root", str(tmp_path / "runs"), "--dry-run")
+  assert dry.exit_code == 0 and "runs/my_study (not written" in dry.output and dry.output.endswith("-- my_study\n")
+  assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+  "content, message",
+  [
+    (None, "no such file"),
+    ("x = 1", "must define get_study(variant=None)"),
+    (MY_STUDY.format(name="other"), "returns a study named 'other'; name it 'my_study'"),
+  ],
+)
+def test_study_file_errors_name_the_file(tmp_path, content, message):
+  path = tmp_path / "my_study.py"
+  if content is not None:
+    path.write_text(content)
+  result = _run("plan", str(path))
+  assert result.exit_code == 2 and f"error: study: {path}" in result.stderr and message in result.stderr

@@ -108,13 +108,19 @@ def test_nan_stops_the_run_as_failed_with_the_step(data_dir, tmp_path):
   assert all(np.isfinite(rec["loss"]) for rec in records(tmp_path / "nan").values())
 
 
-def test_rampup_and_eval_records(data_dir, tmp_path):
-  cfg = tiny(data_dir, "train.batch_rampup=8:256", "train.batch_size=16", "train.steps=6", "train.eval_every=3")
-  assert train.train(cfg, str(tmp_path / "ramp"), progress=False) == "done"
-  recs = records(tmp_path / "ramp")
+def test_rampup_and_eval_records_in_a_run_root_relative_to_the_working_directory(data_dir, tmp_path, monkeypatch):
+  cfg = tiny(data_dir, "train.batch_rampup=8:256", "train.batch_size=16", "train.steps=6", "train.eval_every=3",
+             "checkpoint.every_steps=4")  # fmt: skip
+  monkeypatch.chdir(tmp_path)
+  assert train.train(cfg, "runs/ramp", progress=False) == "done"  # as under the default root ./runs
+  assert rundir.RunDir(tmp_path / "runs" / "ramp").checkpoints_dir.joinpath("4").is_dir()
+  timings = rundir.RunDir(tmp_path / "runs" / "ramp").read_status()["timings"]
+  assert timings["startup_s"] > 0 and timings["first_step_s"] > 0
+  monkeypatch.chdir(tmp_path / "runs")
+  recs = records("ramp")
   # 256 tokens at 8 x 16 per step: two steps of 8 sequences, then 16 (Ludziejewski et al.-style ramp-up)
   assert [recs[s]["tokens"] for s in range(1, 7)] == [128, 256, 512, 768, 1024, 1280]
-  assert list(records(tmp_path / "ramp", "eval")) == [3, 6]
+  assert list(records("ramp", "eval")) == [3, 6]
   assert all(r["flops"] > 0 and 0 < r["lr"] and "mfu" in r for r in recs.values())
 
 
