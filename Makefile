@@ -14,9 +14,10 @@ $(VENV)/.demo: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e .
 	touch $@
 
-# libtpu (the tpu extra) lets the tests AOT-compile for TPU topologies on a CPU-only machine.
+# libtpu (the tpu extra) lets the tests AOT-compile for TPU topologies on a CPU-only machine; the gcp
+# extra lets them check gs:// run claims against an in-process fake of the storage API.
 $(VENV)/.test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[test,tpu]'
+	$(BIN)/python -m pip install -q -e '.[test,tpu,gcp]'
 	touch $@ $(VENV)/.demo
 
 demo: $(VENV)/.demo
@@ -27,7 +28,7 @@ lint: $(VENV)/.test
 	$(BIN)/ruff format --check mixlaws experiments launch tests
 
 test: lint
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 --dist worksteal -q
 
 clean:
 	rm -rf $(VENV) runs

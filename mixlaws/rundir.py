@@ -60,6 +60,12 @@ class RunDir:
   def checkpoints_dir(self) -> epath.Path:
     return self.path / "checkpoints"
 
+  def orbax_directory(self) -> str:
+    """checkpoints/ as orbax wants it: absolute (a root given relative to the working directory, like the
+    default ./runs, is made so) or a URL."""
+    path = os.fspath(self.checkpoints_dir)
+    return path if "://" in path else os.path.abspath(path)
+
   @property
   def events_dir(self) -> epath.Path:
     return self.path / "events"

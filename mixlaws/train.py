@@ -155,9 +155,7 @@ class _Stop:
 def _checkpoint_manager(run: RunDir, cfg: Config) -> ocp.CheckpointManager:
   options = ocp.CheckpointManagerOptions(max_to_keep=cfg.checkpoint.keep, enable_async_checkpointing=False,
                                          create=True)  # fmt: skip
-  path = os.fspath(run.checkpoints_dir)
-  # orbax wants an absolute path: a run root given relative to the working directory (./runs) is made so
-  return ocp.CheckpointManager(path if "://" in path else os.path.abspath(path), options=options)
+  return ocp.CheckpointManager(run.orbax_directory(), options=options)
 
 
 def batch_sharding(cfg: Config, mesh: Mesh) -> NamedSharding:

@@ -133,8 +133,9 @@ def warm_start(base_overrides: tuple[str, ...], work_dir: str, log: Callable[[st
   for name in ("cold", "warm"):
     run = rundir.RunDir(os.path.join(root, "startup", name))
     run.write_config({"study": "startup", "run_id": name, "config": cfg.to_dict()})
+    env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": os.path.join(root, ".jax_cache")}  # this root's, not another
     subprocess.run([sys.executable, "-m", "mixlaws.bench.train", os.fspath(run.path)], check=True,
-                   stdout=subprocess.DEVNULL)  # fmt: skip
+                   stdout=subprocess.DEVNULL, env=env)  # fmt: skip
     timings = run.read_status()["timings"]
     result[f"{name}_startup_s"] = timings["startup_s"]
     result[f"{name}_first_step_s"] = timings["first_step_s"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,7 +32,7 @@ MIN_WIDTH = 16  # narrowest input width compiled
 def _manager(run: RunDir) -> ocp.CheckpointManager:
   # Never saves, so never deletes: no need for read_only, which logs a warning per call.
   options = ocp.CheckpointManagerOptions(create=False, max_to_keep=None)
-  return ocp.CheckpointManager(os.fspath(run.checkpoints_dir), options=options)
+  return ocp.CheckpointManager(run.orbax_directory(), options=options)
 
 
 def checkpoint_steps(run: RunDir) -> list[int]:

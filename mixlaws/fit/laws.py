@@ -77,8 +77,13 @@ class Law:
     """Printed coefficients → fitting-space values."""
     out = {}
     for name in self.params:
-      value = natural[natural_name(name)]
-      out[name] = math.log(value) if name.startswith("log_") else float(value)
+      value = float(natural[natural_name(name)])
+      if not name.startswith("log_"):
+        out[name] = value
+      elif value < 0:
+        raise ValueError(f"law {self.name}: coefficient {natural_name(name)} must not be negative, got {value:g}")
+      else:
+        out[name] = math.log(value) if value > 0 else -math.inf  # a coefficient fitted to 0 (exp(-inf))
     return out
 
   def grid(self) -> np.ndarray:

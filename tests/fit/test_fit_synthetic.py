@@ -189,3 +189,14 @@ def test_hyperparameter_optima_and_power_laws_dense_and_moe_side_by_side():
   laws_by_family = hparams.scaling(table, against="params", family="experts")
   for experts, slope in exponents.items():
     assert laws_by_family[experts].exponent == pytest.approx(slope, abs=0.03)
+
+
+def test_a_coefficient_fitted_to_zero_round_trips_and_a_negative_one_is_named():
+  law = laws.CHINCHILLA
+  printed = {"A": 400.0, "alpha": 0.34, "B": 410.0, "beta": 0.28, "E": 0.0}  # E at its bound, as tiny fits end
+  columns = {"params": np.array([1e6, 1e8]), "tokens": np.array([1e9, 1e10])}
+  expected = 400.0 / columns["params"] ** 0.34 + 410.0 / columns["tokens"] ** 0.28
+  np.testing.assert_allclose(laws.evaluate(law, printed, columns), expected, rtol=1e-12)
+  assert law.natural(law.fitting(printed)) == pytest.approx(printed, rel=1e-12)
+  with pytest.raises(ValueError, match="coefficient E must not be negative, got -1"):
+    law.fitting({**printed, "E": -1.0})

@@ -64,7 +64,7 @@ def _wait_for_checkpoint(run_dir, proc, timeout=120):
 
 
 def test_exact_resume_after_sigkill(data_dir, tmp_path):
-  cfg = tiny(data_dir, "train.steps=400", "checkpoint.every_steps=20", "train.eval_every=100")
+  cfg = tiny(data_dir, "train.steps=120", "checkpoint.every_steps=20", "train.eval_every=40")
   reference, killed = tmp_path / "reference", tmp_path / "killed"
   assert train.train(cfg, str(reference), progress=False) == "done"
   rundir.RunDir(killed).write_config({"study": "t", "run_id": "killed", "config": cfg.to_dict(), "counts": {}})
@@ -76,9 +76,9 @@ def test_exact_resume_after_sigkill(data_dir, tmp_path):
   assert train.train(cfg, str(killed), progress=False) == "done"
   assert rundir.RunDir(killed).read_status()["attempt"] == 1
   np.testing.assert_allclose(losses(killed), losses(reference), atol=1e-6, rtol=0)
-  assert list(records(killed)) == list(range(1, 401))
+  assert list(records(killed)) == list(range(1, 121))
   eval_ref, eval_resumed = records(reference, "eval"), records(killed, "eval")
-  assert list(eval_ref) == list(eval_resumed) == [100, 200, 300, 400]
+  assert list(eval_ref) == list(eval_resumed) == [40, 80, 120]
   np.testing.assert_allclose([r["loss"] for r in eval_resumed.values()], [r["loss"] for r in eval_ref.values()],
                              atol=1e-6)  # fmt: skip
 
