@@ -434,6 +434,15 @@ def bench_group() -> None:
   """Benchmarks, each reporting ratios measured inside one process."""
 
 
+def _write_bench(name: str, report: dict, out_dir: str, markdown: str | None = None) -> None:
+  """Writes <out_dir>/<name>.json and .md, prints the Markdown and where both went."""
+  from mixlaws import bench
+
+  json_path, md_path = bench.write_report(name, report, out_dir, markdown=markdown)
+  click.echo(markdown if markdown is not None else bench.to_markdown(name, report))
+  click.echo(f"wrote {json_path} and {md_path}")
+
+
 @bench_group.command("data")
 @config_options
 @click.option("--batch-size", type=int, default=4, show_default=True, help="Sequences per batch.")
@@ -441,7 +450,6 @@ def bench_group() -> None:
 @click.option("--out", "out_dir", default="bench", show_default=True, help="Directory for data.json and data.md.")
 def bench_data(config_path, overrides, batch_size, batches, out_dir) -> None:
   """Pipeline tokens/s against the tokens/s a ~20M dense model trains at (target: >= 20x)."""
-  from mixlaws import bench
   from mixlaws.bench import data as bench_data_lib
 
   try:
@@ -450,9 +458,7 @@ def bench_data(config_path, overrides, batch_size, batches, out_dir) -> None:
     report = bench_data_lib.run(cfg, batch_size=batch_size, batches=batches)
   except ValueError as e:
     _fail(e)
-  json_path, md_path = bench.write_report("data", report, out_dir)
-  click.echo(bench.to_markdown("data", report))
-  click.echo(f"wrote {json_path} and {md_path}")
+  _write_bench("data", report, out_dir)
 
 
 @bench_group.command("collect")
@@ -464,15 +470,12 @@ def bench_data(config_path, overrides, batch_size, batches, out_dir) -> None:
 @click.option("--out", "out_dir", default="bench", show_default=True, help="Directory for collect.json and collect.md.")
 def bench_collect(runs, steps, chunk_steps, repeats, work_dir, out_dir) -> None:
   """First collect of 3.6M values (target < 30 s) and a collect with nothing new (< 2 s)."""
-  from mixlaws import bench
   from mixlaws.bench import collect as bench_collect_lib
 
   if min(runs, steps, chunk_steps, repeats) < 1:
     _fail(ValueError("--runs, --steps, --chunk-steps and --repeats must be positive"))
   report = bench_collect_lib.run(runs=runs, steps=steps, chunk_steps=chunk_steps, repeats=repeats, work_dir=work_dir)
-  json_path, md_path = bench.write_report("collect", report, out_dir)
-  click.echo(bench.to_markdown("collect", report))
-  click.echo(f"wrote {json_path} and {md_path}")
+  _write_bench("collect", report, out_dir)
 
 
 @bench_group.command("model")
@@ -482,7 +485,6 @@ def bench_collect(runs, steps, chunk_steps, repeats, work_dir, out_dir) -> None:
 @click.option("--out", "out_dir", default="bench", show_default=True, help="Directory for model.json and model.md.")
 def bench_model(config_path, overrides, rounds, only, out_dir) -> None:
   """Forward+backward tokens/s and FLOP/s vs the matmul peak: dense, each router x dispatch, MoE over G."""
-  from mixlaws import bench
   from mixlaws.bench import model as bench_model_lib
 
   if rounds < 1:
@@ -496,9 +498,7 @@ def bench_model(config_path, overrides, rounds, only, out_dir) -> None:
     report = bench_model_lib.run(base, rounds=rounds, only=only, log=lambda line: click.echo(line, err=True))
   except ValueError as e:
     _fail(e)
-  json_path, md_path = bench.write_report("model", report, out_dir)
-  click.echo(bench.to_markdown("model", report))
-  click.echo(f"wrote {json_path} and {md_path}")
+  _write_bench("model", report, out_dir)
 
 
 BACKENDS = ("local", "local-multihost", "tpu-vm", "xpk")
@@ -861,13 +861,10 @@ def plot_command(study, kind, law_name, fit_path, convention, loss, window, out_
 @click.option("--out", "out_dir", default="bench", show_default=True, help="Directory for fit.json and fit.md.")
 def bench_fit(points, scipy_starts, bootstrap, out_dir) -> None:
   """Chinchilla fit from Hoffmann et al.'s 4,500 starts: vectorised JAX against a scipy L-BFGS-B loop."""
-  from mixlaws import bench
   from mixlaws.bench import fit as bench_fit_lib
 
   report = bench_fit_lib.run(points=points, scipy_starts=scipy_starts, bootstrap=bootstrap)
-  json_path, md_path = bench.write_report("fit", report, out_dir)
-  click.echo(bench.to_markdown("fit", report))
-  click.echo(f"wrote {json_path} and {md_path}")
+  _write_bench("fit", report, out_dir)
 
 
 @bench_group.command("train")
@@ -879,7 +876,6 @@ def bench_fit(points, scipy_starts, bootstrap, out_dir) -> None:
 @click.option("--out", "out_dir", default="bench", show_default=True, help="Directory for train.json and train.md.")
 def bench_train(overrides, steps, rounds, work_dir, out_dir) -> None:
   """Training loop host overhead vs a bare step (target < 5%) and warm-cache start-up (first step < 3 s)."""
-  from mixlaws import bench
   from mixlaws.bench import train as bench_train_lib
 
   try:
@@ -887,9 +883,7 @@ def bench_train(overrides, steps, rounds, work_dir, out_dir) -> None:
                                  log=lambda line: click.echo(line, err=True))  # fmt: skip
   except ValueError as e:
     _fail(e)
-  json_path, md_path = bench.write_report("train", report, out_dir)
-  click.echo(bench.to_markdown("train", report))
-  click.echo(f"wrote {json_path} and {md_path}")
+  _write_bench("train", report, out_dir)
 
 
 @bench_group.command("all")
@@ -898,7 +892,6 @@ def bench_train(overrides, steps, rounds, work_dir, out_dir) -> None:
 @click.option("--out", "out_dir", default="bench", show_default=True, help="Directory for all.json and all.md.")
 def bench_all(only, out_dir) -> None:
   """Every benchmark at its defaults: one report of headline ratios, targets and the machine."""
-  from mixlaws import bench
   from mixlaws.bench import suite
 
   try:
@@ -906,10 +899,7 @@ def bench_all(only, out_dir) -> None:
                        log=lambda line: click.echo(line, err=True))  # fmt: skip
   except ValueError as e:
     _fail(e)
-  markdown = suite.to_markdown(report)
-  json_path, md_path = bench.write_report("all", report, out_dir, markdown=markdown)
-  click.echo(markdown)
-  click.echo(f"wrote {json_path} and {md_path}")
+  _write_bench("all", report, out_dir, markdown=suite.to_markdown(report))
 
 
 @main.command("demo")

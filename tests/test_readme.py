@@ -9,6 +9,7 @@ import pandas as pd
 from click.testing import CliRunner
 
 from mixlaws import cli
+from mixlaws.bench import suite
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
@@ -63,3 +64,9 @@ def test_every_readme_command_runs_and_prints_what_the_readme_shows(tmp_path, mo
   assert {p.name for p in (tmp_path / "plots").iterdir()} >= {"fit.png", "fit.svg", "curves.png", "curves.svg"}
   accuracy = next(v for k, v in outputs.items() if "--columns line_end/acc" in k)
   assert "line_end/acc" in accuracy
+
+
+def test_the_readme_performance_figures_are_those_of_the_committed_benchmark_report():
+  report = json.loads((REPO / "docs" / "bench" / "all.json").read_text())
+  assert {row["benchmark"] for row in report["figures"]} == set(suite.BENCHMARKS)
+  assert suite.readme_table(report) in README
