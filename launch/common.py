@@ -15,7 +15,8 @@ import shlex
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 
 from mixlaws import sweep
 
@@ -191,3 +192,28 @@ def print_plan(phases: Mapping[str, Sequence[Sequence[str]]], echo) -> None:
     echo(f"# {title}")
     for argv in commands:
       echo(shlex.join(argv))
+
+
+class QueueLauncher:
+  """What the cloud launchers share: watch the study's queue every `options.poll` seconds and call
+  `step(takeable)` until no run is left to take or held, then `finish()`. Subclasses define both."""
+
+  def __init__(self, plan, study: str, root: str, worker: WorkerOptions, options, echo: Callable[[str], None]):
+    self.plan, self.study, self.root, self.worker, self.options, self.echo = plan, study, root, worker, options, echo
+
+  def step(self, takeable: int) -> None:
+    raise NotImplementedError
+
+  def finish(self) -> None:
+    raise NotImplementedError
+
+  def loop(self) -> int:
+    """0 when the queue is done, 1 when a run in it failed."""
+    while True:
+      rows = sweep.scan(self.root, self.study, stale_after=self.worker.stale_after)
+      takeable, held = sweep.remaining(rows, self.worker.retry_failed)
+      if takeable + held == 0:
+        self.finish()
+        return 1 if any(r.state == "failed" for r in rows) else 0
+      self.step(takeable)
+      time.sleep(self.options.poll)

@@ -124,11 +124,11 @@ class _Slice:
   failures: int = 0  # worker exits with an error in a row
 
 
-class Launcher:
+class Launcher(common.QueueLauncher):
   """The loop of module docstring, one `step()` per poll."""
 
   def __init__(self, plan: Plan, study: str, root: str, worker: WorkerOptions, options: Options, echo):
-    self.plan, self.study, self.root, self.worker, self.options, self.echo = plan, study, root, worker, options, echo
+    super().__init__(plan, study, root, worker, options, echo)
     self.slices = [_Slice(n) for n in plan.names]
 
   def _run(self, argv: list[str], *, check: bool = True) -> subprocess.CompletedProcess:
@@ -216,16 +216,6 @@ class Launcher:
           self.echo(f"{s.name}: the worker did not stop in {STOP_GRACE:.0f} s")
       if self.state(s.name) is not None:
         self.delete(s, "stopped")
-
-  def loop(self) -> int:
-    while True:
-      rows = sweep.scan(self.root, self.study, stale_after=self.worker.stale_after)
-      takeable, held = sweep.remaining(rows, self.worker.retry_failed)
-      if takeable + held == 0:
-        self.finish()
-        return 1 if any(r.state == "failed" for r in rows) else 0
-      self.step(takeable)
-      time.sleep(self.options.poll)
 
 
 def run(

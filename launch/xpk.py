@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import time
 from collections.abc import Callable
 
 from mixlaws import accelerators, sweep
@@ -126,11 +125,11 @@ def parse_list(text: str) -> dict[str, tuple[str, str]]:
   return out
 
 
-class Launcher:
+class Launcher(common.QueueLauncher):
   """The loop of the module docstring, one `step()` per poll."""
 
   def __init__(self, plan: Plan, study: str, root: str, worker: WorkerOptions, options: Options, echo):
-    self.plan, self.study, self.root, self.worker, self.options, self.echo = plan, study, root, worker, options, echo
+    super().__init__(plan, study, root, worker, options, echo)
     self.failures = dict.fromkeys(plan.names, 0)
 
   def workloads(self) -> dict[str, tuple[str, str]]:
@@ -156,16 +155,6 @@ class Launcher:
     for name in self.workloads():
       self.echo(f"{name}: deleting (the queue is empty)")
       common.run_tool(self.plan.xpk.delete(name))
-
-  def loop(self) -> int:
-    while True:
-      rows = sweep.scan(self.root, self.study, stale_after=self.worker.stale_after)
-      takeable, held = sweep.remaining(rows, self.worker.retry_failed)
-      if takeable + held == 0:
-        self.finish()
-        return 1 if any(r.state == "failed" for r in rows) else 0
-      self.step(takeable)
-      time.sleep(self.options.poll)
 
 
 def run(
