@@ -207,8 +207,19 @@ class QueueLauncher:
   def finish(self) -> None:
     raise NotImplementedError
 
+  def interrupted(self) -> None:
+    """What Ctrl-C does before the launcher exits 75."""
+    raise NotImplementedError
+
   def loop(self) -> int:
-    """0 when the queue is done, 1 when a run in it failed."""
+    """0 when the queue is done, 1 when a run in it failed, 75 when stopped by Ctrl-C."""
+    try:
+      return self._watch()
+    except KeyboardInterrupt:
+      self.interrupted()
+      return 75
+
+  def _watch(self) -> int:
     while True:
       rows = sweep.scan(self.root, self.study, stale_after=self.worker.stale_after)
       takeable, held = sweep.remaining(rows, self.worker.retry_failed)
@@ -217,3 +228,12 @@ class QueueLauncher:
         return 1 if any(r.state == "failed" for r in rows) else 0
       self.step(takeable)
       time.sleep(self.options.poll)
+
+
+def execute(launcher: type[QueueLauncher], the_plan, study: str, root: str, options, worker: WorkerOptions, *,
+            dry_run: bool = False, echo: Callable[[str], None] = print) -> int:  # fmt: skip
+  """Carries out a backend's checked plan (the caller may enqueue the runs in between); a dry run prints it."""
+  if dry_run:
+    print_plan(the_plan.phases(), echo)
+    return 0
+  return launcher(the_plan, study, root, worker, options, echo).loop()

@@ -201,7 +201,7 @@ class Launcher(common.QueueLauncher):
       if self.state(s.name) is not None:
         self.delete(s, "the queue is empty")
 
-  def stop(self) -> None:
+  def interrupted(self) -> None:
     """Ctrl-C: ask the workers to checkpoint and stop, then delete the slices."""
     self.echo("stopping: each worker checkpoints its run, then the slices are deleted")
     for s in self.slices:
@@ -228,28 +228,5 @@ def run(
   echo: Callable[[str], None] = print,
 ) -> int:
   """Runs the study's queue on TPU slices until it is empty; --dry-run prints the commands."""
-  return execute(
-    plan(study, root, options, worker, dry_run=dry_run), study, root, options, worker, dry_run=dry_run, echo=echo
-  )
-
-
-def execute(
-  the_plan: Plan,
-  study: str,
-  root: str,
-  options: Options,
-  worker: WorkerOptions = DEFAULT_WORKER,
-  *,
-  dry_run: bool = False,
-  echo: Callable[[str], None] = print,
-) -> int:
-  """Carries out a checked plan (the caller may enqueue the runs in between)."""
-  if dry_run:
-    common.print_plan(the_plan.phases(), echo)
-    return 0
-  launcher = Launcher(the_plan, study, root, worker, options, echo)
-  try:
-    return launcher.loop()
-  except KeyboardInterrupt:
-    launcher.stop()
-    return 75
+  the_plan = plan(study, root, options, worker, dry_run=dry_run)
+  return common.execute(Launcher, the_plan, study, root, options, worker, dry_run=dry_run, echo=echo)

@@ -151,6 +151,9 @@ class Launcher(common.QueueLauncher):
         self.echo(f"{name}: finished ({live[name][1] or 'no message'}); deleting it")
         common.run_tool(self.plan.xpk.delete(name))
 
+  def interrupted(self) -> None:
+    self.echo("stopped: the workloads keep training; rerun the same command to watch them again and clean up")
+
   def finish(self) -> None:
     for name in self.workloads():
       self.echo(f"{name}: deleting (the queue is empty)")
@@ -167,28 +170,5 @@ def run(
   echo: Callable[[str], None] = print,
 ) -> int:
   """Runs the study's queue as GKE workloads until it is empty; --dry-run prints the commands."""
-  return execute(
-    plan(study, root, options, worker, dry_run=dry_run), study, root, options, worker, dry_run=dry_run, echo=echo
-  )
-
-
-def execute(
-  the_plan: Plan,
-  study: str,
-  root: str,
-  options: Options,
-  worker: WorkerOptions = DEFAULT_WORKER,
-  *,
-  dry_run: bool = False,
-  echo: Callable[[str], None] = print,
-) -> int:
-  """Carries out a checked plan (the caller may enqueue the runs in between)."""
-  if dry_run:
-    common.print_plan(the_plan.phases(), echo)
-    return 0
-  launcher = Launcher(the_plan, study, root, worker, options, echo)
-  try:
-    return launcher.loop()
-  except KeyboardInterrupt:
-    echo("stopped: the workloads keep training; rerun the same command to watch them again and clean up")
-    return 75
+  the_plan = plan(study, root, options, worker, dry_run=dry_run)
+  return common.execute(Launcher, the_plan, study, root, options, worker, dry_run=dry_run, echo=echo)

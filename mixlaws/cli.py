@@ -568,9 +568,9 @@ def run_command(study, variant, filter_text, backend, root, retry_failed, stale_
       queued = sweep.enqueue(specs, root)
       click.echo(f"queue: {len(specs)} runs under {sweep.study_dir(root, label)} ({queued['new']} new)")
     if backend == "tpu-vm":
-      code = tpu_vm.execute(checked, label, root, cloud, options, dry_run=dry_run, echo=click.echo)
+      code = common.execute(tpu_vm.Launcher, checked, label, root, cloud, options, dry_run=dry_run, echo=click.echo)
     elif backend == "xpk":
-      code = xpk.execute(checked, label, root, cloud, options, dry_run=dry_run, echo=click.echo)
+      code = common.execute(xpk.Launcher, checked, label, root, cloud, options, dry_run=dry_run, echo=click.echo)
     elif dry_run:
       for command in commands:
         click.echo(command.shell())

@@ -154,3 +154,30 @@ def test_tpu_slice_types():
 def test_a_packed_worker_runs_one_worker_per_chip(tmp_path):
   result = CliRunner().invoke(cli.main, ["worker", "--root", str(tmp_path), "--quiet", "--pack-chips", "2", "--", "q"])
   assert result.exit_code == 0, result.output
+
+
+def test_a_cloud_launcher_watches_the_queue_until_done_and_exits_75_on_ctrl_c(queue):
+  root, runs, _ = queue
+  seen = []
+
+  class Fake(common.QueueLauncher):
+    def step(self, takeable):
+      seen.append(takeable)
+      if len(seen) == 1:
+        for run in runs:
+          run.write_status("done", step=4)
+      else:
+        raise KeyboardInterrupt
+
+    def finish(self):
+      seen.append("finish")
+
+    def interrupted(self):
+      seen.append("interrupted")
+
+  options = type("Options", (), {"poll": 0.0})()
+  assert Fake(None, "q", str(root), common.DEFAULT_WORKER, options, print).loop() == 0
+  assert seen == [5, "finish"]
+  runs[0].write_status("pending")
+  assert Fake(None, "q", str(root), common.DEFAULT_WORKER, options, print).loop() == 75
+  assert seen[2:] == [1, "interrupted"]
