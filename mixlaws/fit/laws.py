@@ -334,8 +334,9 @@ CLARK2022 = Law(
 # --- Loss against compute ---------------------------------------------------------------------
 
 
-def _compute(p, x):
-  # L(C) = E + A·C^−α as ln L = logaddexp(a − α ln C, e) (Porian et al. 2024, analysis.py).
+def _saturating_power(p, x):
+  # y = E + A·C^−α as ln y = logaddexp(a − α ln C, e) (Porian et al. 2024, analysis.py): the loss of the
+  # compute law, and −ln Acc of the downstream ceiling law (arXiv 2512.08894, Eq. 10, Appendix L).
   return _lse(p["log_A"] - p["alpha"] * jnp.log(x["flops"]), p["log_E"])
 
 
@@ -344,7 +345,7 @@ COMPUTE = Law(
   formula="L(C) = E + A·C^−α (Porian et al. 2024, the saturating loss of compute-optimal runs)",
   params=("log_A", "alpha", "log_E"),
   columns=("flops",),
-  log_predict=_compute,
+  log_predict=_saturating_power,
   # Porian et al. 2024, fit_loss_with_saturation: the 120-point start grid.
   init={"log_A": (0, 5, 10, 15, 20, 25), "alpha": (0, 0.1, 0.2, 0.3), "log_E": (-1, -0.5, 0, 0.5, 1)},
 )
@@ -370,18 +371,13 @@ DOWNSTREAM_POWER = Law(
 )
 
 
-def _downstream_ceiling(p, x):
-  # arXiv 2512.08894, Eq. 10 (Appendix L): −ln Acc = A·C^−α + E; the ceiling is Acc = exp(−E).
-  return _lse(p["log_A"] - p["alpha"] * jnp.log(x["flops"]), p["log_E"])
-
-
 DOWNSTREAM_CEILING = Law(
   name="downstream_ceiling",
   formula="−ln Acc = A·C^−α + E, maximum accuracy exp(−E) (arXiv 2512.08894, Eq. 10, Appendix L)",
   params=("log_A", "alpha", "log_E"),
   columns=("flops",),
   target="neg_log_accuracy",
-  log_predict=_downstream_ceiling,
+  log_predict=_saturating_power,  # the ceiling is Acc = exp(−E)
   # The official start grid: α ∈ linspace(0, 2, 5), ln A ∈ linspace(0, 25, 6), ln E ∈ linspace(−1, 1, 5).
   init={
     "log_A": tuple(np.linspace(0, 25, 6)),
