@@ -122,14 +122,20 @@ def _named(data: DataConfig) -> Source:
     raise ValueError(f"data.dataset: {data.dataset} needs a train and a validation or test split, has {names}")
   if data.text_field not in builder.info.features:
     raise ValueError(f"data.text_field: {data.dataset} has no feature {data.text_field!r}")
-  if builder.info.file_format == tfds.core.FileFormat.TFRECORD:
-    try:
-      import tensorflow  # noqa: F401
-    except ImportError:
-      raise ValueError(
-        f"data.dataset: {data.dataset} is prepared as TFRecord, which needs TensorFlow: pip install 'mixlaws[tf]'"
-      ) from None
+  needs_tensorflow(builder, f"data.dataset: {data.dataset} is")
   return Source(data.dataset, builder, {"train": "train", "validation": held_out}, data.text_field, data.max_documents)
+
+
+def needs_tensorflow(builder: tfds.core.DatasetBuilder, subject: str) -> bool:
+  """True when `builder` was prepared as TFRecord, so it is read through TensorFlow (not `as_data_source`);
+  then a missing TensorFlow raises "<subject> prepared as TFRecord, which needs TensorFlow: pip install …"."""
+  if builder.info.file_format != tfds.core.FileFormat.TFRECORD:
+    return False
+  try:
+    import tensorflow  # noqa: F401
+  except ImportError:
+    raise ValueError(f"{subject} prepared as TFRecord, which needs TensorFlow: pip install 'mixlaws[tf]'") from None
+  return True
 
 
 def n_documents(source: Source, split: str) -> int:

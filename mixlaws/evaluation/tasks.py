@@ -236,17 +236,13 @@ def _prepared_builder(dataset: str, data_dir: str):
 def _records(builder, split: str, limit: int) -> Iterator[dict]:
   import tensorflow_datasets as tfds
 
+  from mixlaws.data import datasets
+
   if split not in builder.info.splits:
     raise ValueError(f"{builder.info.full_name}: has no split {split!r} (has {', '.join(builder.info.splits)})")
   total = builder.info.splits[split].num_examples
   count = min(total, limit) if limit else total
-  if builder.info.file_format == tfds.core.FileFormat.TFRECORD:
-    try:
-      import tensorflow  # noqa: F401
-    except ImportError:
-      raise ValueError(
-        f"{builder.info.full_name}: prepared as TFRecord, which needs TensorFlow: pip install 'mixlaws[tf]'"
-      ) from None
+  if datasets.needs_tensorflow(builder, f"{builder.info.full_name}:"):
     yield from tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False).take(count))
     return
   source = builder.as_data_source(split=split)
