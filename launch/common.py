@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from mixlaws import sweep
+from mixlaws import accelerators, sweep
 
 TPU_PROCESS_BASE_PORT = 8476  # libtpu's default port; one port per packed single-chip worker
 
@@ -192,6 +192,39 @@ def print_plan(phases: Mapping[str, Sequence[Sequence[str]]], echo) -> None:
     echo(f"# {title}")
     for argv in commands:
       echo(shlex.join(argv))
+
+
+@dataclasses.dataclass(frozen=True)
+class Slices:
+  """What both cloud backends work out the same way: the slice type, where, the worker command, names."""
+
+  tpu: accelerators.TpuSlice
+  project: str
+  zone: str
+  command: str  # the bootstrap command every host runs
+  names: tuple[str, ...]  # one slice or workload per entry
+
+
+def slices(study: str, root: str, options, worker: WorkerOptions, *, backend: str, tool: tuple[str, str],
+           name_length: int, dry_run: bool) -> Slices:  # fmt: skip
+  """Checks the flags both backends share (one-line errors) and the backend's `tool` (name, description,
+  skipped in a dry run), and builds the worker command and the names of `options.slices` slices."""
+  if options.slices < 1:
+    raise ValueError(f"--slices: must be at least 1, got {options.slices}")
+  tpu = accelerators.tpu_slice(options.accelerator_type)
+  package = require_package(options.package, backend)
+  require_gs_root(root, backend)
+  sweep.check_name("study", study)
+  if not dry_run:
+    require_tool(*tool)
+  project, zone = project_and_zone(options.project, options.zone)
+  if options.pack_chips:
+    extra = ["--pack-chips", str(tpu.chips_per_host)]
+  else:
+    extra = ["--tpu-pod"] if tpu.hosts > 1 else []
+  command = bootstrap_command(package, worker_args(study, root, worker, extra))
+  names = tuple(resource_name(study, i, options.name, name_length) for i in range(options.slices))
+  return Slices(tpu, project, zone, command, names)
 
 
 class QueueLauncher:

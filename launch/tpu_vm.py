@@ -19,7 +19,7 @@ import subprocess
 import time
 from collections.abc import Callable
 
-from mixlaws import accelerators, sweep
+from mixlaws import accelerators
 
 from . import common
 from .common import DEFAULT_WORKER, WorkerOptions
@@ -95,25 +95,12 @@ class Plan:
 
 def plan(study: str, root: str, options: Options, worker: WorkerOptions, *, dry_run: bool = False) -> Plan:
   """Checks the flags and the tools (one-line errors) and builds the commands; creates nothing."""
-  if options.slices < 1:
-    raise ValueError(f"--slices: must be at least 1, got {options.slices}")
   if options.provisioning not in ("standard", "spot", "reserved"):
     raise ValueError(f"--provisioning: unknown {options.provisioning!r}; expected standard, spot or reserved")
-  tpu = accelerators.tpu_slice(options.accelerator_type)
-  package = common.require_package(options.package, "tpu-vm")
-  common.require_gs_root(root, "tpu-vm")
-  sweep.check_name("study", study)
-  if not dry_run:
-    common.require_tool("gcloud", "the Google Cloud CLI")
-  project, zone = common.project_and_zone(options.project, options.zone)
-  if options.pack_chips:
-    extra = ["--pack-chips", str(tpu.chips_per_host)]
-  else:
-    extra = ["--tpu-pod"] if tpu.hosts > 1 else []
-  command = common.bootstrap_command(package, common.worker_args(study, root, worker, extra))
-  names = tuple(common.resource_name(study, i, options.name, NAME_LENGTH) for i in range(options.slices))
-  runtime = options.runtime_version or tpu.family.runtime_version
-  return Plan(Gcloud(project, zone), names, tpu, runtime, options.provisioning, command)
+  found = common.slices(study, root, options, worker, backend="tpu-vm", tool=("gcloud", "the Google Cloud CLI"),
+                        name_length=NAME_LENGTH, dry_run=dry_run)  # fmt: skip
+  runtime = options.runtime_version or found.tpu.family.runtime_version
+  return Plan(Gcloud(found.project, found.zone), found.names, found.tpu, runtime, options.provisioning, found.command)
 
 
 @dataclasses.dataclass

@@ -14,7 +14,7 @@ import dataclasses
 import re
 from collections.abc import Callable
 
-from mixlaws import accelerators, sweep
+from mixlaws import accelerators
 
 from . import common
 from .common import DEFAULT_WORKER, WorkerOptions
@@ -84,24 +84,12 @@ class Plan:
 
 def plan(study: str, root: str, options: Options, worker: WorkerOptions, *, dry_run: bool = False) -> Plan:
   """Checks the flags and the tools (one-line errors) and builds the commands; creates nothing."""
-  if options.slices < 1:
-    raise ValueError(f"--slices: must be at least 1, got {options.slices}")
   if not options.cluster:
     raise ValueError("--cluster: the xpk backend needs the GKE cluster's name")
-  tpu = accelerators.tpu_slice(options.accelerator_type)
-  package = common.require_package(options.package, "xpk")
-  common.require_gs_root(root, "xpk")
-  sweep.check_name("study", study)
-  if not dry_run:
-    common.require_tool("xpk", "xpk (pip install xpk)")
-  project, zone = common.project_and_zone(options.project, options.zone)
-  if options.pack_chips:
-    extra = ["--pack-chips", str(tpu.chips_per_host)]
-  else:
-    extra = ["--tpu-pod"] if tpu.hosts > 1 else []
-  command = common.bootstrap_command(package, common.worker_args(study, root, worker, extra))
-  names = tuple(common.resource_name(study, i, options.name, NAME_LENGTH) for i in range(options.slices))
-  return Plan(Xpk(options.cluster, project, zone), names, tpu, options.docker_image, options.max_restarts, command)
+  found = common.slices(study, root, options, worker, backend="xpk", tool=("xpk", "xpk (pip install xpk)"),
+                        name_length=NAME_LENGTH, dry_run=dry_run)  # fmt: skip
+  return Plan(Xpk(options.cluster, found.project, found.zone), found.names, found.tpu, options.docker_image,
+              options.max_restarts, found.command)  # fmt: skip
 
 
 def parse_list(text: str) -> dict[str, tuple[str, str]]:
