@@ -1,6 +1,7 @@
 """Store queries (final losses, loss at tokens, curves, metric at end) and the schema's versions."""
 
 import sqlite3
+import time
 
 import numpy as np
 import pytest
@@ -126,3 +127,19 @@ def test_store_errors_are_one_line(tmp_path):
     store.run_row({"study": "s", "run_id": "r", "config": {"model": {}}, "counts": {}}, None)
   with pytest.raises(ValueError, match="^config.json: lacks the field 'counts'$"):
     store.run_row({"study": "s", "run_id": "r", "config": {}}, None)
+
+
+def test_a_store_opens_while_another_process_briefly_holds_the_new_file(tmp_path, monkeypatch):
+  # Switching a new file to WAL needs it to itself; SQLite then reports "database is locked" instead of
+  # waiting, so the store retries until its timeout (three collectors starting together hit this).
+  path = tmp_path / "results.sqlite"
+  other = sqlite3.connect(path, isolation_level=None)
+  other.execute("CREATE TABLE held (x)")
+  other.execute("BEGIN IMMEDIATE")
+  other.execute("INSERT INTO held VALUES (1)")  # a write under way: the switch to WAL fails at once
+  released = []
+  monkeypatch.setattr(time, "sleep", lambda seconds: released.append(other.execute("COMMIT")))
+  with store.Store(path, timeout=5) as st:
+    assert st.version == store.SCHEMA_VERSION
+  assert len(released) == 1
+  other.close()
