@@ -42,18 +42,68 @@ def tokens_einsum(x_sd: jax.Array, r: TokenRouting, experts: Experts) -> jax.Arr
   return jnp.einsum("sec,ecd->sd", combine_sec, y_ecd)
 
 
+def _with_zero_row(x_nd: jax.Array) -> jax.Array:
+  """x with a zero row appended: the row that empty slots and dropped picks read."""
+  return jnp.concatenate([x_nd, jnp.zeros((1, x_nd.shape[1]), x_nd.dtype)])
+
+
+# Moving tokens into slots and back are two gathers that are each other's transposes: every kept pick
+# holds one slot and every filled slot one pick. Written with custom VJPs because JAX differentiates
+# a gather into a scatter-add, which XLA:CPU runs single-threaded; this way the backward passes
+# are gathers too.
+
+
+@jax.custom_vjp
+def _tokens_to_slots(x_sd: jax.Array, token_m: jax.Array, slot_sp: jax.Array) -> jax.Array:
+  """(M, D) slot rows: slot m holds token token_m[m] (S: empty, a zero row)."""
+  return _with_zero_row(x_sd)[token_m]
+
+
+@jax.custom_vjp
+def _slots_to_tokens(y_md: jax.Array, slot_sp: jax.Array, token_m: jax.Array) -> jax.Array:
+  """(S, D): each token sums the slots of its P picks (M: dropped, a zero row)."""
+  return jnp.sum(_with_zero_row(y_md)[slot_sp], axis=1)
+
+
+def _tokens_to_slots_fwd(x_sd, token_m, slot_sp):
+  return _tokens_to_slots(x_sd, token_m, slot_sp), (token_m, slot_sp)
+
+
+def _tokens_to_slots_bwd(residuals, g_md):
+  token_m, slot_sp = residuals
+  return _slots_to_tokens(g_md, slot_sp, token_m), None, None
+
+
+def _slots_to_tokens_fwd(y_md, slot_sp, token_m):
+  return _slots_to_tokens(y_md, slot_sp, token_m), (slot_sp, token_m)
+
+
+def _slots_to_tokens_bwd(residuals, g_sd):
+  slot_sp, token_m = residuals
+  return _tokens_to_slots(g_sd, token_m, slot_sp), None, None
+
+
+_tokens_to_slots.defvjp(_tokens_to_slots_fwd, _tokens_to_slots_bwd)
+_slots_to_tokens.defvjp(_slots_to_tokens_fwd, _slots_to_tokens_bwd)
+
+
 def tokens_gather(x_sd: jax.Array, r: TokenRouting, experts: Experts) -> jax.Array:
-  """Tokens gathered into (E, C) buffers by slot index, batched expert matmul, outputs gathered back."""
+  """Tokens gathered into (E, C) buffers by slot index, batched expert matmul, each token's slots summed back.
+
+  The combine weights scale each slot inside the experts (`Experts.batched`), so combining is a plain sum.
+  """
   s, d = x_sd.shape
   n_experts, c = experts.up.shape[0], r.capacity
-  slot_sp = jnp.where(r.keep_btp, r.expert_btp * c + r.position_btp, n_experts * c).reshape(s, -1)
-  token_sp = jnp.broadcast_to(jnp.arange(s, dtype=jnp.int32)[:, None], slot_sp.shape)
-  # Slot n_experts·C is a bin for dropped picks; empty slots point at the zero row S.
-  token_slots = jnp.full((n_experts * c + 1,), s, jnp.int32).at[slot_sp.reshape(-1)].set(token_sp.reshape(-1))
-  x_pad = jnp.concatenate([x_sd, jnp.zeros((1, d), x_sd.dtype)])
-  y_ecd = experts.batched(_expert_buffers(x_pad[token_slots[:-1]].reshape(n_experts, c, d)))
-  y_pad = jnp.concatenate([y_ecd.reshape(n_experts * c, d), jnp.zeros((1, d), y_ecd.dtype)])
-  return jnp.einsum("spd,sp->sd", y_pad[slot_sp], r.weight_btp.reshape(s, -1).astype(x_sd.dtype))
+  m = n_experts * c
+  slot_sp = jnp.where(r.keep_btp, r.expert_btp * c + r.position_btp, m).reshape(s, -1)  # m: dropped
+  a = slot_sp.size  # picks, flat index s·P + p
+  # Slot m is a bin for dropped picks; empty slots point at pick A, past the last one.
+  pick_m = jnp.full((m + 1,), a, jnp.int32).at[slot_sp.reshape(-1)].set(jnp.arange(a, dtype=jnp.int32))[:-1]
+  weight_m = jnp.concatenate([r.weight_btp.reshape(-1), jnp.zeros((1,), r.weight_btp.dtype)])[pick_m]
+  token_m = pick_m // slot_sp.shape[1]  # empty slots: S, the zero row
+  x_ecd = _tokens_to_slots(x_sd, token_m, slot_sp).reshape(n_experts, c, d)
+  y_ecd = experts.batched(_expert_buffers(x_ecd), weight_m.reshape(n_experts, c))
+  return _slots_to_tokens(y_ecd.reshape(m, d), slot_sp, token_m)
 
 
 def tokens_ragged(x_sd: jax.Array, r: TokenRouting, experts: Experts) -> jax.Array:

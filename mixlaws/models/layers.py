@@ -113,12 +113,19 @@ class Experts(nnx.Module):
     self.gate = param(rngs, cfg, (n_experts, d, width), d, ("expert", "embed", "mlp")) if gated else None
     self.down = param(rngs, cfg, (n_experts, width, d), width, ("expert", "mlp", "embed"))
 
-  def batched(self, x_ecd: jax.Array) -> jax.Array:
-    """Each expert on its own capacity buffer: (E, C, D) → (E, C, D)."""
+  def batched(self, x_ecd: jax.Array, weight_ec: jax.Array | None = None) -> jax.Array:
+    """Each expert on its own capacity buffer: (E, C, D) → (E, C, D), row c scaled by weight_ec[e, c] if given.
+
+    The weight scales the hidden activations, which the linear down projection turns into the same
+    scaled output; the backward pass then needs no (E, C, D) output kept for the weight's gradient.
+    """
     cdt = x_ecd.dtype
     h_ecf = jnp.einsum("ecd,edf->ecf", x_ecd, self.up[...].astype(cdt))
     gate_ecf = jnp.einsum("ecd,edf->ecf", x_ecd, self.gate[...].astype(cdt)) if self.gate is not None else None
-    return jnp.einsum("ecf,efd->ecd", activate(h_ecf, gate_ecf, self.activation), self.down[...].astype(cdt))
+    a_ecf = activate(h_ecf, gate_ecf, self.activation)
+    if weight_ec is not None:
+      a_ecf = a_ecf * weight_ec[..., None].astype(cdt)
+    return jnp.einsum("ecf,efd->ecd", a_ecf, self.down[...].astype(cdt))
 
   def ragged(self, x_ad: jax.Array, group_sizes_e: jax.Array) -> jax.Array:
     """Rows sorted by expert, `group_sizes_e` rows per expert, through `jax.lax.ragged_dot`: (A, D) → (A, D)."""

@@ -92,6 +92,33 @@ def test_token_dispatches_agree_without_drops_and_einsum_gather_drop_alike(cfgs,
   assert np.abs(tight["gather"] - full["gather"]).max() > 0.1 * np.abs(full["gather"]).max()
 
 
+def test_token_dispatch_gradients_agree_with_and_without_drops(cfgs, materialize, fast_jit):
+  """gather's hand-written backward (gathers for scatters) against autodiff of einsum and ragged."""
+  n_experts, top_k = 8, 2
+  experts, x_sd = _experts(cfgs, materialize, n_experts), _normal(5, (B * T, D))
+  target_sd = _normal(6, (B * T, D))
+
+  @fast_jit
+  def run(experts, x_sd, logits):
+    grads = {}
+    for capacity in (B * T, 4):
+      for name, fn in dispatch.TOKEN_DISPATCH.items():
+
+        def loss(experts, x_sd, logits, fn=fn, capacity=capacity):
+          routing, _ = routers.token_choice(logits, top_k, capacity, renormalize=True)
+          return jnp.sum(fn(x_sd, routing, experts) * target_sd)
+
+        grads[capacity, name] = jax.grad(loss, argnums=(0, 1, 2))(experts, x_sd, logits)
+    return grads
+
+  grads = run(experts, x_sd, _logits(7, n_experts, skew=0.3))
+  pairs = [(B * T, "einsum", "gather"), (B * T, "ragged", "gather"), (4, "einsum", "gather")]
+  for capacity, reference, name in pairs:
+    for want, got in zip(jax.tree.leaves(grads[capacity, reference]), jax.tree.leaves(grads[capacity, name])):
+      assert float(jnp.abs(want).max()) > 0
+      np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5, err_msg=f"{name} vs {reference}, C={capacity}")
+
+
 def test_expert_choice_dispatches_agree(cfgs, materialize, fast_jit):
   n_experts, group_size = 8, 4
   experts, x_sd = _experts(cfgs, materialize, n_experts, activation="relu"), _normal(3, (B * T, D))
