@@ -60,7 +60,7 @@ def worker_args(study: str, root: str, options: WorkerOptions, extra: Sequence[s
 
 def local_argv(mixlaws_args: Sequence[str]) -> tuple[str, ...]:
   """A `mixlaws` command run by this machine's Python (the same environment as the launcher)."""
-  return (sys.executable, "-m", "mixlaws.cli", *mixlaws_args)
+  return (sys.executable, "-m", "mixlaws", *mixlaws_args)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -916,7 +916,3 @@ def demo_command(root, out, workers, bootstrap) -> None:
   except ValueError as e:
     _fail(e)
   sys.exit(code)
-
-
-if __name__ == "__main__":
-  main()

@@ -110,9 +110,7 @@ def run(runs: int = 300, steps: int = 2000, chunk_steps: int = 200, repeats: int
 def _cli_seconds(root: str) -> float:
   """Wall time of a whole `mixlaws collect` process (interpreter start and imports included)."""
   start = time.perf_counter()
-  subprocess.run(
-    [sys.executable, "-m", "mixlaws.cli", "collect", STUDY, "--root", root], check=True, capture_output=True
-  )
+  subprocess.run([sys.executable, "-m", "mixlaws", "collect", STUDY, "--root", root], check=True, capture_output=True)
   return time.perf_counter() - start
 
 

@@ -81,7 +81,7 @@ def test_local_dry_run_prints_commands_and_writes_nothing(tmp_path):
   assert result.exit_code == 0, result.output
   lines = result.output.splitlines()
   assert lines[0].startswith(f"# queue: {len(registry.expand('smoke'))} runs under")
-  assert len(lines) == 3 and all(" -m mixlaws.cli worker --root " in line for line in lines[1:])
+  assert len(lines) == 3 and all(" -m mixlaws worker --root " in line for line in lines[1:])
   assert not root.exists()
   bad = CliRunner().invoke(cli.main, ["run", "smoke", "--backend", "tpu-vm", "--dry-run"])
   assert (

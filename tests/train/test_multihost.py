@@ -32,7 +32,7 @@ def test_two_processes_equal_one(data_dir, tmp_path_factory):
       [
         sys.executable,
         "-m",
-        "mixlaws.cli",
+        "mixlaws",
         "train",
         str(tmp / "two"),
         "--quiet",

@@ -48,7 +48,7 @@ def test_every_parameter_and_moment_has_its_sharding(data_dir):
 def _subprocess(run_dir, env_extra=None):
   env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu",
          **(env_extra or {})}  # fmt: skip
-  cmd = [sys.executable, "-m", "mixlaws.cli", "train", str(run_dir), "--quiet"]
+  cmd = [sys.executable, "-m", "mixlaws", "train", str(run_dir), "--quiet"]
   return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
