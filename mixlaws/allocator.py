@@ -46,9 +46,9 @@ def describe(environ: Mapping[str, str] = os.environ) -> str:
   """How this process's malloc is set up, for benchmark reports."""
   current = environ.get("GLIBC_TUNABLES", "")
   if all(tunable in current for tunable in TUNABLES):
-    return "glibc, tuned for XLA:CPU (mixlaws.allocator)"
+    return "glibc tuned for XLA:CPU (mixlaws.allocator)"
   if "glibc.malloc." in current:
-    return f"glibc, GLIBC_TUNABLES={current}"
+    return f"glibc with GLIBC_TUNABLES={current}"
   return "glibc defaults" if _has_glibc() else "system"
 
 

@@ -31,10 +31,10 @@ def test_environments_that_keep_their_malloc(environ):
 
 
 def test_describe_names_the_setting():
-  assert allocator.describe({"GLIBC_TUNABLES": ":".join(allocator.TUNABLES)}).startswith("glibc, tuned")
+  assert allocator.describe({"GLIBC_TUNABLES": ":".join(allocator.TUNABLES)}).startswith("glibc tuned")
   assert (
     allocator.describe({"GLIBC_TUNABLES": "glibc.malloc.arena_max=4"})
-    == "glibc, GLIBC_TUNABLES=glibc.malloc.arena_max=4"
+    == "glibc with GLIBC_TUNABLES=glibc.malloc.arena_max=4"
   )
   assert allocator.describe({}) == "glibc defaults"
 

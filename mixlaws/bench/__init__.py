@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from mixlaws import allocator
+
 
 def best_time(fn: Callable[[], Any], repeats: int = 5, warmup: int = 1) -> float:
   """Fastest wall time of `fn()` over `repeats` runs (the least disturbed by other load)."""
@@ -65,6 +67,7 @@ def machine() -> dict[str, Any]:
     "backend": jax.default_backend(),
     "device": getattr(device, "device_kind", str(device)),
     "n_devices": jax.device_count(),
+    "malloc": allocator.describe(),
   }
 
 

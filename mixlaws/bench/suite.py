@@ -70,7 +70,8 @@ def to_markdown(report: dict[str, Any]) -> str:
 def readme_table(report: dict[str, Any]) -> str:
   """The headline figures as the README shows them, with the machine they were measured on."""
   m = report["machine"]
-  lines = [f"Measured on {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, JAX {m['jax']} on {m['backend']}:", "",
+  lines = [f"Measured on {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, JAX {m['jax']} on {m['backend']}, "
+           f"malloc: {m['malloc']}.", "",
            "| benchmark | figure | ratio | target | met |", "|---|---|---|---|---|"]  # fmt: skip
   for row in report["figures"]:
     met = "yes" if row["met"] else "**no**"
