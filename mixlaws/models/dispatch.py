@@ -99,7 +99,7 @@ def tokens_gather(x_sd: jax.Array, r: TokenRouting, experts: Experts) -> jax.Arr
   a = slot_sp.size  # picks, flat index s·P + p
   # Slot m is a bin for dropped picks; empty slots point at pick A, past the last one.
   pick_m = jnp.full((m + 1,), a, jnp.int32).at[slot_sp.reshape(-1)].set(jnp.arange(a, dtype=jnp.int32))[:-1]
-  weight_m = jnp.concatenate([r.weight_btp.reshape(-1), jnp.zeros((1,), r.weight_btp.dtype)])[pick_m]
+  weight_m = _with_zero_row(r.weight_btp.reshape(-1, 1))[pick_m, 0]  # empty slots: weight 0
   token_m = pick_m // slot_sp.shape[1]  # empty slots: S, the zero row
   x_ecd = _tokens_to_slots(x_sd, token_m, slot_sp).reshape(n_experts, c, d)
   y_ecd = experts.batched(_expert_buffers(x_ecd), weight_m.reshape(n_experts, c))
