@@ -32,8 +32,8 @@ from mixlaws.config import Config
 # E = 8 routed experts (per granularity step) for the MoE cases; groups of the whole batch.
 # The batch: an MoE step also reads every expert's weights and writes every expert's gradient, E = 8
 # times the dense FFN's, whatever the batch; real runs spread that over >= 64K tokens a step, a
-# CPU benchmark over a few thousand. At 8 × 256 tokens that fixed share alone costs G = 4 about 0.07
-# of its ratio to dense (0.77 then, 0.84 at 16 × 256, same build and machine).
+# CPU benchmark over a few thousand. G = 4 measured 0.77 of dense at 8 × 256 tokens and 0.84 at
+# 16 × 256 (same build and machine; the dense step also changes with the batch, so not all of it is that share).
 MODEL_OVERRIDES = (
   "model.d_model=512",
   "model.n_layers=6",
