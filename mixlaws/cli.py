@@ -163,7 +163,7 @@ def train_command(target, overrides, root, quiet, coordinator, num_processes, pr
     run_dir = target if is_run_dir else os.path.join(root, "adhoc", f"adhoc-{config_lib.config_hash(cfg)[:8]}")
     if not is_run_dir:
       click.echo(f"run dir: {run_dir}")
-    state = train.train(cfg, run_dir, progress=not quiet)
+    state = train.train_claimed(cfg, run_dir, progress=not quiet)
   except ValueError as e:
     _fail(e)
   click.echo(f"{run_dir}: {state}")
@@ -565,7 +565,7 @@ def run_command(study, variant, filter_text, backend, root, retry_failed, stale_
     if dry_run:
       click.echo(f"# queue: {len(specs)} runs under {sweep.study_dir(root, label)} (not written in a dry run)")
     else:
-      queued = sweep.enqueue(specs, root)
+      queued = sweep.enqueue(specs, root, on_error=lambda message: click.echo(f"warning: {message}", err=True))
       click.echo(f"queue: {len(specs)} runs under {sweep.study_dir(root, label)} ({queued['new']} new)")
     if backend == "tpu-vm":
       code = common.execute(tpu_vm.Launcher, checked, label, root, cloud, options, dry_run=dry_run, echo=click.echo)
@@ -649,6 +649,9 @@ def status_command(study, variant, root, stale_after, fmt) -> None:
             (r.error or "")[:60]] for r in rows]  # fmt: skip
   console.print_table(f"{label}: " + ", ".join(f"{n} {s}" for s, n in found.items() if n),
                       ["run id", "state", "step", "attempt", "heartbeat", "host", "error"], table)  # fmt: skip
+  for r in rows:
+    if r.state == "unreadable":
+      click.echo(f"warning: {r.error}", err=True)
 
 
 @main.command("eval")

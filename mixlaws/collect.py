@@ -38,13 +38,16 @@ class CollectReport:
   chunks: int = 0  # chunks ingested now
   values: int = 0  # metric values written now
   skipped_lines: int = 0
+  unreadable: int = 0  # run dirs whose config.json or status.json does not parse: skipped, named in warnings
   warnings: list[str] = dataclasses.field(default_factory=list)
   seconds: float = 0.0
 
   def summary(self) -> str:
     return (
       f"{self.study}: {self.runs} runs ({self.runs_written} updated), {self.chunks} new chunks, "
-      f"{self.values:,} values, {self.skipped_lines} lines skipped in {self.seconds:.2f} s → {self.store}"
+      f"{self.values:,} values, {self.skipped_lines} lines skipped"
+      + (f", {self.unreadable} unreadable runs skipped" if self.unreadable else "")
+      + f" in {self.seconds:.2f} s → {self.store}"
     )
 
 
@@ -56,6 +59,7 @@ class _Scan:
   record: dict[str, Any]
   status: dict[str, Any] | None
   chunks: list[tuple[str, bytes]]  # (name, data) of chunks not ingested before
+  error: str = ""  # why config.json or status.json could not be read; the run is then skipped
 
 
 def collect(
@@ -116,10 +120,13 @@ def _run_dirs(root: str | os.PathLike, study: str) -> list[epath.Path]:
 
 def _scan(path: epath.Path, ingested: dict[str, int]) -> _Scan:
   run = rundir.RunDir(path)
-  record = run.read_config()
-  # Status before the chunk listing: a trainer writes its last chunk before "done", so a run read
-  # as done has every chunk in the listing that follows.
-  status = run.read_status()
+  try:
+    record = run.read_config()
+    # Status before the chunk listing: a trainer writes its last chunk before "done", so a run read
+    # as done has every chunk in the listing that follows.
+    status = run.read_status()
+  except rundir.UnreadableFile as e:  # one corrupt run dir must not stop the study's collect
+    return _Scan(path, {}, None, [], error=str(e))
   chunks = []
   if run.metrics_dir.exists():
     for chunk in run.metrics_dir.iterdir():
@@ -140,6 +147,10 @@ def _read_ahead(pool: concurrent.futures.Executor, fn: Callable, items: Iterable
 
 
 def _ingest(st: store.Store, study: str, scan: _Scan, stored_row: tuple | None, report: CollectReport) -> None:
+  if scan.error:
+    report.unreadable += 1
+    report.warnings.append(f"{scan.error}; run skipped")
+    return
   config_path = os.fspath(scan.path / "config.json")
   row = store.run_row(scan.record, scan.status, source=config_path)
   run_id = row["run_id"]

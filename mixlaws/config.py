@@ -527,13 +527,16 @@ def mesh_shape(mesh: MeshConfig, n_devices: int) -> tuple[int, ...]:
   known = 1
   for s in sizes:
     known *= s if s > 0 else 1
-  if wild:
-    if n_devices % known:
-      raise ValueError(f"mesh.{wild[0]}: the other axes multiply to {known}, which does not divide {n_devices} devices")
-    sizes = [n_devices // known if s == -1 else s for s in sizes]
-  elif known != n_devices:
-    raise ValueError(f"mesh.data: mesh sizes multiply to {known} but there are {n_devices} devices")
-  return tuple(sizes)
+  if (n_devices % known) if wild else (known != n_devices):
+    # Blame an axis the user set: the first that alone does not divide the devices, else the last set above 1.
+    set_axes = [a for a, s in zip(MESH_AXES, sizes) if s > 1]
+    blamed = next((a for a in set_axes if n_devices % getattr(mesh, a)), set_axes[-1] if set_axes else MESH_AXES[0])
+    product = " × ".join(f"mesh.{a}={getattr(mesh, a)}" for a in set_axes) or "every axis 1"
+    if wild:
+      raise ValueError(f"mesh.{blamed}: {product} does not divide the {n_devices} devices "
+                       f"(mesh.{wild[0]}=-1 takes the rest)")  # fmt: skip
+    raise ValueError(f"mesh.{blamed}: the mesh axes multiply to {known} ({product}), but there are {n_devices} devices")
+  return tuple(n_devices // known if s == -1 else s for s in sizes)
 
 
 def _validate_mesh(mesh: MeshConfig, n_devices: int | None) -> None:

@@ -25,6 +25,10 @@ STATES = ("pending", "running", "done", "failed", "preempted")
 CHUNK_NAME = re.compile(r"^(\d{9})-(\d{9})-a(\d+)\.jsonl$")
 
 
+class UnreadableFile(ValueError):
+  """config.json or status.json exists but does not parse: one run is unreadable, not the whole study."""
+
+
 def chunk_name(first_step: int, last_step: int, attempt: int) -> str:
   return f"{first_step:09d}-{last_step:09d}-a{attempt}.jsonl"
 
@@ -76,7 +80,7 @@ class RunDir:
     """Writes config.json once. Returns False when an identical one exists; raises when it differs."""
     text = json.dumps(record, indent=2, sort_keys=True) + "\n"
     if self.config_path.exists():
-      if json.loads(self.config_path.read_text()) != json.loads(text):
+      if self.read_config() != json.loads(text):
         raise ValueError(f"{self.config_path}: exists with a different config; a run dir's config is written once")
       return False
     if os.fspath(self.path).startswith("gs://") or self.path.exists():
@@ -98,11 +102,8 @@ class RunDir:
 
   def read_config(self) -> dict[str, Any]:
     if not self.config_path.exists():
-      raise ValueError(f"{self.path}: run dir has no config.json")
-    try:
-      return json.loads(self.config_path.read_text())
-    except json.JSONDecodeError as e:
-      raise ValueError(f"{self.config_path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+      raise UnreadableFile(f"{self.path}: run dir has no config.json")
+    return _read_json(self.config_path)
 
   # status.json -------------------------------------------------------------------------------
 
@@ -110,10 +111,10 @@ class RunDir:
     """The status record, or None when the run has none yet."""
     if not self.status_path.exists():
       return None
-    try:
-      return json.loads(self.status_path.read_text())
-    except json.JSONDecodeError as e:
-      raise ValueError(f"{self.status_path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    status = _read_json(self.status_path)
+    if not isinstance(status, dict) or not {"state", "step", "attempt"} <= status.keys():
+      raise UnreadableFile(f"{self.status_path}: not a status record (needs state, step and attempt)")
+    return status
 
   def write_status(self, state: str, *, step: int = 0, attempt: int = 0, error: str | None = None,
                    timings: dict[str, float] | None = None) -> dict[str, Any]:  # fmt: skip
@@ -160,6 +161,16 @@ class RunDir:
   def read_metrics(self) -> list[dict[str, Any]]:
     """Every record of every chunk, in chunk order (a resumed run's re-logged steps appear twice)."""
     return [json.loads(line) for chunk in self.metric_chunks() for line in chunk.read_text().splitlines()]
+
+
+def _read_json(path: epath.Path) -> Any:
+  """A JSON file's value; UnreadableFile naming the file when it is not JSON (truncated, binary)."""
+  try:
+    return json.loads(path.read_bytes())
+  except json.JSONDecodeError as e:
+    raise UnreadableFile(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+  except UnicodeDecodeError:
+    raise UnreadableFile(f"{path}: not valid JSON (not UTF-8 text)") from None
 
 
 def _atomic_write(path: epath.Path, text: str) -> None:

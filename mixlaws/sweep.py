@@ -16,6 +16,7 @@ claims on process 0 and broadcasts the choice, so every process trains the same 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import json
 import os
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from etils import epath
 
-from mixlaws.rundir import STATES, RunDir
+from mixlaws.rundir import STATES, RunDir, UnreadableFile
 
 if TYPE_CHECKING:
   from mixlaws.config import DistributedConfig
@@ -70,23 +71,31 @@ def study_dir(root: str | os.PathLike, study: str) -> epath.Path:
   return root_path / check_name("study", study)
 
 
-def enqueue(specs: Iterable[RunSpec], root: str | os.PathLike) -> dict[str, int]:
+def enqueue(
+  specs: Iterable[RunSpec], root: str | os.PathLike, on_error: Callable[[str], None] = lambda message: None
+) -> dict[str, int]:
   """Writes each run's config.json (once) and a pending status.json unless it has one; counts new runs.
 
   A status is never overwritten: a relaunch leaves done, running and failed runs as they are. Workers
-  only claim runs that have a status, so checking and then writing cannot race with a worker.
+  only claim runs that have a status, so checking and then writing cannot race with a worker. A run
+  whose config.json or status.json does not parse is left alone and passed to `on_error`.
   """
 
-  def add(spec: RunSpec) -> bool:
+  def add(spec: RunSpec) -> bool | str:
     run = RunDir(study_dir(root, spec.study) / check_name("run_id", spec.run_id))
-    run.write_config(spec.record())
-    if run.read_status() is not None:
-      return False
+    try:
+      run.write_config(spec.record())
+      if run.read_status() is not None:
+        return False
+    except UnreadableFile as e:
+      return str(e)
     run.write_status("pending")
     return True
 
   added = _map(add, list(specs))
-  return {"new": sum(added), "existing": len(added) - sum(added)}
+  for error in (a for a in added if isinstance(a, str)):
+    on_error(f"{error}; run left as it is")
+  return {"new": sum(a is True for a in added), "existing": sum(a is False for a in added)}
 
 
 def run_dirs(root: str | os.PathLike, study: str) -> list[RunDir]:
@@ -261,17 +270,81 @@ def claim(run: RunDir, *, retry_failed: bool = False, stale_after: float = STALE
 
 
 def claim_next(
-  root: str | os.PathLike, study: str, *, retry_failed: bool = False, stale_after: float = STALE_AFTER
+  root: str | os.PathLike,
+  study: str,
+  *,
+  retry_failed: bool = False,
+  stale_after: float = STALE_AFTER,
+  on_error: Callable[[str], None] = lambda message: None,
 ) -> Claim | None:
-  """The first run of the study this worker wins, in run-id order; None when none is left to take."""
+  """The first run of the study this worker wins, in run-id order; None when none is left to take.
+
+  A run whose status.json does not parse is passed to `on_error` and skipped.
+  """
   runs = run_dirs(root, study)
-  for run, status in zip(runs, _map(RunDir.read_status, runs)):  # a first look skips finished runs at once
+  for run, status in zip(runs, _map(_status_or_error, runs)):  # a first look skips finished runs at once
+    if isinstance(status, str):
+      on_error(f"{status}; run skipped")
+      continue
     if status is None or status["state"] == "done" or (status["state"] == "failed" and not retry_failed):
       continue
-    won = claim(run, retry_failed=retry_failed, stale_after=stale_after)
+    try:
+      won = claim(run, retry_failed=retry_failed, stale_after=stale_after)
+    except UnreadableFile as e:  # corrupted between the first look and the claim
+      on_error(f"{e}; run skipped")
+      continue
     if won is not None:
       return won
   return None
+
+
+def _status_or_error(run: RunDir) -> dict[str, Any] | str | None:
+  try:
+    return run.read_status()
+  except UnreadableFile as e:
+    return str(e)
+
+
+def claim_for_train(run: RunDir, stale_after: float = STALE_AFTER) -> Claim:
+  """The claim `mixlaws train RUN_DIR` takes, as a worker would, whatever the run's state.
+
+  Raises a ValueError naming the holder when a live worker (or another `train`) holds the run.
+  """
+  while True:
+    seen = run.read_status()
+    if seen is not None and seen["state"] == "running" and not is_stale(run, seen, stale_after):
+      raise ValueError(_held_by(run, seen))
+    attempt = 0 if seen is None or (seen["state"] == "pending" and seen["attempt"] == 0) else seen["attempt"] + 1
+    while not create_claim(run, attempt):
+      record = read_claim(run, attempt)
+      if record is not None and claim_alive(record, seen, stale_after, time.time()):
+        raise ValueError(_held_by(run, {**(seen or {}), "attempt": attempt}))
+      attempt += record is not None  # a dead claim: the next attempt; a released one: the same again
+    if run.read_status() == seen:
+      break
+    Claim(run, attempt).release()  # the run moved on while we claimed: look again
+  if seen is not None:
+    run.write_status("running", step=seen["step"], attempt=attempt)
+  return Claim(run, attempt)
+
+
+def _held_by(run: RunDir, status: dict[str, Any]) -> str:
+  record = read_claim(run, status["attempt"]) or {}
+  holder = f"host {record.get('host', status.get('host', '?'))}, pid {record.get('pid', '?')}"
+  return (
+    f"{run.path}: held by attempt {status['attempt']} ({holder}, at step {status.get('step', 0)}); "
+    "wait for it, or stop that process first"
+  )
+
+
+@contextlib.contextmanager
+def holding(won: Claim):
+  """Keeps a claim's heartbeat fresh while the body trains its run."""
+  beat = _Heartbeat(won)
+  try:
+    yield won
+  finally:
+    beat.stop()
 
 
 class _Heartbeat:
@@ -415,9 +488,16 @@ def work(
       jax.distributed.initialize()
     lead, multi = jax.process_index() == 0, jax.process_count() > 1
     report = WorkerReport()
+    warned: set[str] = set()
+
+    def warn(message: str) -> None:  # once per unreadable run, not once per claim
+      if message not in warned:
+        warned.add(message)
+        log(f"warning: {message}")
+
     while True:
       won = None if not lead or signals.poll() else claim_next(root, study, retry_failed=retry_failed,
-                                                               stale_after=stale_after)  # fmt: skip
+                                                               stale_after=stale_after, on_error=warn)  # fmt: skip
       stop = signals.poll()  # also a signal that came while claiming
       if multi:
         leave, run_id, attempt = _agree(stop, won, lead)
@@ -455,7 +535,7 @@ class RunState:
   """One row of `mixlaws status`."""
 
   run_id: str
-  state: str  # pending | running | done | failed | preempted | stale (running, worker dead)
+  state: str  # pending | running | done | failed | preempted | stale (running, worker dead) | unreadable
   step: int
   total_steps: int
   attempt: int
@@ -469,13 +549,16 @@ def scan(root: str | os.PathLike, study: str, *, stale_after: float = STALE_AFTE
   now = time.time()
 
   def row(run: RunDir) -> RunState | None:
-    status = run.read_status()
-    if status is None:
-      return None
+    try:
+      status = run.read_status()
+      if status is None:
+        return None
+      total = run.read_config().get("counts", {}).get("steps", 0)
+    except UnreadableFile as e:  # shown as its own state; the rest of the study is still reported
+      return RunState(run.path.name, "unreadable", 0, 0, -1, 0.0, "", str(e))
     record = read_claim(run, status["attempt"]) or {}
     beat = max(status.get("updated_at", 0.0), record.get("heartbeat_at", 0.0))
     state = "stale" if is_stale(run, status, stale_after, now) else status["state"]
-    total = run.read_config().get("counts", {}).get("steps", 0)
     return RunState(run.path.name, state, status["step"], total, status["attempt"], now - beat,
                     status.get("host", ""), status.get("error"))  # fmt: skip
 
@@ -483,9 +566,9 @@ def scan(root: str | os.PathLike, study: str, *, stale_after: float = STALE_AFTE
 
 
 def counts(rows: Sequence[RunState]) -> dict[str, int]:
-  """Runs per state, every state listed (stale included)."""
+  """Runs per state, every state listed (stale and unreadable included)."""
   found = Counter(r.state for r in rows)
-  return {state: found.get(state, 0) for state in (*STATES, "stale")}
+  return {state: found.get(state, 0) for state in (*STATES, "stale", "unreadable")}
 
 
 def remaining(rows: Sequence[RunState], retry_failed: bool = False) -> tuple[int, int]:

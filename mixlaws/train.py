@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import math
 import os
 import signal
+import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -25,6 +27,7 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from mixlaws import accelerators, budget, counting, models, multihost, optim, sharding
+from mixlaws import config as config_lib
 from mixlaws import data as data_lib
 from mixlaws.config import Config
 from mixlaws.metrics import MetricWriter
@@ -173,6 +176,30 @@ def check_batch_sizes(cfg: Config, batch_sharding: NamedSharding) -> None:
         raise ValueError(f"train.batch_size: {seg.batch_size} sequences do not split over {ways} {what}")
 
 
+# The config field that sets each logical axis's length, for errors about a mesh axis that does not divide it.
+_AXIS_FIELDS = {"embed": "model.d_model", "mlp": "model.d_ff / moe.granularity", "heads": "model.n_heads",
+                "vocab": "model.vocab_size", "expert": "moe.expansion_rate × moe.granularity",
+                "layers": "model.n_layers", "kv": "model.d_model / model.n_heads",
+                "head_dim": "model.d_model / model.n_heads"}  # fmt: skip
+
+
+def check_mesh_fits(cfg: Config, mesh_sizes: Sequence[int]) -> None:
+  """Every parameter dimension must split evenly over the mesh axes its rule names: a ValueError naming
+  the mesh field and the model field, instead of JAX's IndivisibleError from inside the first step."""
+  sizes = dict(zip(config_lib.MESH_AXES, mesh_sizes))
+  abstract = nnx.state(nnx.eval_shape(lambda: _new_model(cfg)), nnx.Param)
+  for path, var in jax.tree_util.tree_leaves_with_path(abstract, is_leaf=_is_variable):
+    spec = sharding.logical_to_spec(sharding.logical_axes(var), cfg.mesh.param_rules)
+    for length, name, axes in zip(var.shape, sharding.logical_axes(var), spec):
+      axes = axes if isinstance(axes, tuple) else (axes,) if axes else ()
+      ways = math.prod(sizes[a] for a in axes)
+      if length % ways:
+        where = "/".join(str(getattr(k, "key", k)) for k in path)
+        field = " × ".join(f"mesh.{a}={sizes[a]}" for a in axes)
+        raise ValueError(f"mesh.{axes[-1]}: {field} does not divide {length}, the {name} dimension of {where} "
+                         f"(set by {_AXIS_FIELDS.get(name, name)})")  # fmt: skip
+
+
 @functools.cache
 def _cpu_peak_flops() -> float:
   from mixlaws import bench
@@ -220,6 +247,7 @@ class Run:
     self.is_writer = jax.process_index() == 0
     previous = self.run.read_status()
     self.attempt = attempt if attempt is not None else (previous["attempt"] + 1 if previous else 0)
+    check_mesh_fits(cfg, config_lib.mesh_shape(cfg.mesh, len(devices or jax.devices())))
     self.mesh = sharding.make_mesh(cfg.mesh, devices)
     self.batch_sharding = batch_sharding(cfg, self.mesh)
     check_batch_sizes(cfg, self.batch_sharding)
@@ -230,6 +258,7 @@ class Run:
     self.stop = _Stop()
     self.last_heartbeat = 0.0
     self.started_at = time.perf_counter()
+    self.step = 0  # the newest step reached (restored or settled): what status.json reports on failure
     self.timings: dict[str, float] = {}  # startup_s, first_step_s: see RunDir.write_status
 
   def status(self, state: str, step: int, error: str | None = None, force: bool = True) -> None:
@@ -245,6 +274,7 @@ class Run:
   def record(self, step: int, metrics: dict, step_time: float, batch_size: int) -> dict:
     """Turns step `step`'s fetched metrics into a record; raises TrainingFailed on NaN/Inf."""
     values = {k: float(v) for k, v in metrics.items()}
+    self.step = max(self.step, step)  # a failed run's status names the step that failed, as its error does
     for name in ("loss", "grad_norm"):
       if not math.isfinite(values[name]):
         raise TrainingFailed(f"step {step}: {name} is {values[name]}")
@@ -267,17 +297,50 @@ def init_state(cfg: Config, mesh: Mesh, tx: optax.GradientTransformation) -> tup
 
 
 def _restore_or_init(run: Run, manager, tx, iterator):
-  """Resume order: latest checkpoint → train state (with its shardings) and iterator state; else init."""
-  latest = manager.latest_step()
-  if latest is None:
+  """Resume order: newest checkpoint that restores → train state (with its shardings) and iterator
+  state; else init. A checkpoint that does not restore (truncated by a crash, a full disk) is named in
+  a warning and moved to corrupt_checkpoints/, and the next older one is tried."""
+  if manager.latest_step() is None:
     return init_state(run.cfg, run.mesh, tx)
   abstract = jax.eval_shape(init_fn(run.cfg, tx))
   shardings = state_shardings(abstract, run.mesh, run.cfg.mesh.param_rules)
   target = abstract_with_shardings(abstract, shardings)
-  restored = manager.restore(latest, args=ocp.args.Composite(state=ocp.args.StandardRestore(target),
-                                                             data=ocp.args.JsonRestore()))  # fmt: skip
-  iterator.restore(restored["data"])
-  return restored["state"], shardings, abstract
+  failures = []
+  for step in sorted(manager.all_steps(), reverse=True):
+    try:
+      restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target),
+                                                               data=ocp.args.JsonRestore()))  # fmt: skip
+      iterator.restore(restored["data"])
+    except Exception as e:  # orbax and tensorstore raise many types for a damaged checkpoint
+      failures.append(f"{_damaged_file(run.run, step)}: {type(e).__name__}: {e}".splitlines()[0])
+      continue
+    if failures:
+      _set_aside(run, manager, [s for s in manager.all_steps() if s > step], failures, f"step {step}")
+    return restored["state"], shardings, abstract
+  raise ValueError(f"{run.run.checkpoints_dir}: no checkpoint restores ({'; '.join(failures)})")
+
+
+def _damaged_file(run: RunDir, step: int) -> str:
+  """The first file of a checkpoint that is not valid JSON where JSON is expected, else its directory."""
+  step_dir = run.checkpoints_dir / str(step)
+  for path in sorted(step_dir.rglob("*")):
+    if path.is_file() and (path.suffix == ".json" or path.name.startswith("_") or path.name == "metadata"):
+      try:
+        json.loads(path.read_bytes())
+      except ValueError:
+        return os.fspath(path)
+  return os.fspath(step_dir)
+
+
+def _set_aside(run: Run, manager, steps: list[int], failures: list[str], restored: str) -> None:
+  """Moves checkpoints that did not restore to corrupt_checkpoints/ (the run saves those steps again)."""
+  if run.is_writer:
+    aside = run.run.path / "corrupt_checkpoints"
+    aside.mkdir(parents=True, exist_ok=True)
+    for step in steps:
+      (run.run.checkpoints_dir / str(step)).rename(aside / f"{step}-{int(time.time())}")
+    manager.reload()
+  print(f"warning: {'; '.join(failures)}; resumed from {restored} instead", file=sys.stderr)
 
 
 def _evaluate(run: Run, eval_step, state, eval_batches: list[np.ndarray], step: int) -> float:
@@ -312,7 +375,7 @@ def train(cfg: Config, run_dir: str, *, attempt: int | None = None, progress: bo
     iterator = data_lib.TrainIterator(cfg, process_index=jax.process_index(), process_count=jax.process_count())
     manager = _checkpoint_manager(run.run, cfg)
     state, shardings, abstract = _restore_or_init(run, manager, tx, iterator)
-    step = int(state["step"])
+    step = run.step = int(state["step"])
     run.status("running", step)
     if run.progress:
       from mixlaws import console
@@ -322,12 +385,27 @@ def train(cfg: Config, run_dir: str, *, attempt: int | None = None, progress: bo
     return _loop(run, state, shardings, gdef, tx, iterator, manager, step)
   except TrainingFailed as e:
     run.metrics.flush()
-    run.status("failed", step, error=str(e))
+    run.status("failed", max(step, run.step), error=str(e))
     return "failed"
   except Exception as e:
     run.metrics.flush()
-    run.status("failed", step, error=f"{type(e).__name__}: {e}".splitlines()[0])
+    run.status("failed", max(step, run.step), error=f"{type(e).__name__}: {e}".splitlines()[0])
     raise
+
+
+def train_claimed(cfg: Config, run_dir: str, *, progress: bool = True) -> str:
+  """`mixlaws train`: trains an existing run dir under the same claim a worker takes (refusing, with the
+  holder named, a run a live worker holds), so the two never write one checkpoint directory together.
+
+  A new run dir, or a multi-process run (whose processes would each claim), trains without a claim.
+  """
+  from mixlaws import sweep
+
+  if cfg.distributed.num_processes > 1 or not os.path.isdir(run_dir):
+    return train(cfg, run_dir, progress=progress)
+  won = sweep.claim_for_train(RunDir(run_dir))
+  with sweep.holding(won):
+    return train(cfg, run_dir, attempt=won.attempt, progress=progress)
 
 
 def _write_config_if_missing(run: Run) -> None:
@@ -373,6 +451,7 @@ def _loop(run: Run, state, shardings, gdef, tx, iterator, manager, step: int) ->
     manager.save(at_step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
                                                   data=ocp.args.JsonSave(iterator.state())))  # fmt: skip
     manager.wait_until_finished()
+    run.status("running", at_step)  # a kill -9 before the next heartbeat still shows the saved step
 
   while step < run.total_steps:
     batch_size = budget.batch_size_at(cfg, step)

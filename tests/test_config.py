@@ -169,8 +169,8 @@ def test_validation_rule_message(overrides, message):
 @pytest.mark.parametrize(
   "overrides, n_devices, message",
   [
-    (["mesh.data=2", "mesh.fsdp=2"], 8, "mesh.data: mesh sizes multiply to 4 but there are 8 devices"),
-    (["mesh.fsdp=3"], 8, "mesh.data: the other axes multiply to 3, which does not divide 8 devices"),
+    (["mesh.data=2", "mesh.fsdp=2"], 8, "mesh.fsdp: the mesh axes multiply to 4"),
+    (["mesh.fsdp=3"], 8, "mesh.fsdp: mesh.fsdp=3 does not divide the 8 devices"),
   ],
 )
 def test_mesh_must_match_devices(overrides, n_devices, message):

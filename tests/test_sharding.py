@@ -20,7 +20,7 @@ def test_make_mesh_fills_wildcard_and_sets_axis_types():
 
 
 def test_make_mesh_rejects_sizes_that_do_not_fit():
-  with pytest.raises(ValueError, match="^mesh.data: mesh sizes multiply to 4 but there are 8 devices"):
+  with pytest.raises(ValueError, match="^mesh.fsdp: the mesh axes multiply to 4 "):
     sharding.make_mesh(_mesh_cfg("mesh.data=2", "mesh.fsdp=2"))
 
 

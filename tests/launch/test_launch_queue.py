@@ -64,7 +64,15 @@ def test_status_counts_states_and_spots_dead_workers(queue):
   result = CliRunner().invoke(cli.main, ["status", "q", "--root", str(root), "--format", "json"])
   assert result.exit_code == 0, result.output
   shown = json.loads(result.output)
-  assert shown["counts"] == {"pending": 1, "running": 1, "done": 1, "failed": 1, "preempted": 0, "stale": 1}
+  assert shown["counts"] == {
+    "pending": 1,
+    "running": 1,
+    "done": 1,
+    "failed": 1,
+    "preempted": 0,
+    "stale": 1,
+    "unreadable": 0,
+  }
   ages = {r["run_id"]: r["heartbeat_age"] for r in shown["runs"]}
   assert ages[runs[3].path.name] == pytest.approx(1000, abs=60) and ages[runs[2].path.name] < 60
   assert sweep.remaining(sweep.scan(root, "q")) == (2, 1)  # pending + stale can be taken; one is held

@@ -186,7 +186,7 @@ BAD_STUDY = registry.Study(
     ),
     (
       lambda: registry.expand_study(dataclasses.replace(BAD_STUDY, sweep=[{"mesh.fsdp": 2}]), n_devices=3),
-      "bad run 0 (mesh.fsdp=2): mesh.data: the other axes multiply to 2, which does not divide 3 devices",
+      "bad run 0 (mesh.fsdp=2): mesh.fsdp: mesh.fsdp=2 does not divide the 3 devices",
     ),
     (lambda: registry.expand("smoke", filter="granularity>=4"), "filter: unknown field 'granularity'"),
     (lambda: registry.expand("smoke", filter="G>=4,G 4"), "filter: cannot parse 'G 4'; expected FIELD OP VALUE"),
