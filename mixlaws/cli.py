@@ -215,6 +215,8 @@ def collect_command(study, root, store_path, every) -> None:
   def show(report) -> None:
     for warning in report.warnings:
       click.echo(f"warning: {warning}", err=True)
+    for warning in report.earlier_warnings:
+      click.echo(f"warning (earlier collect): {warning}", err=True)
     click.echo(report.summary())
 
   try:
@@ -632,18 +634,20 @@ def status_command(study, variant, root, stale_after, fmt) -> None:
   """Runs of STUDY per state, and each run's step, attempt and heartbeat age."""
   import dataclasses
 
-  from mixlaws import console, sweep
+  from mixlaws import collect, console, sweep
 
   label = study if variant is None else f"{study}-{variant}"
   try:
     if not sweep.study_dir(root, label).exists():
       raise ValueError(f"{sweep.study_dir(root, label)}: no runs; `mixlaws run {label}` queues them")
     rows = sweep.scan(root, label, stale_after=sweep.STALE_AFTER if stale_after is None else stale_after)
+    skipped = collect.stored_warnings(root, label)
   except ValueError as e:
     _fail(e)
   found = sweep.counts(rows)
   if fmt == "json":
-    click.echo(json.dumps({"counts": found, "runs": [dataclasses.asdict(r) for r in rows]}, indent=2))
+    runs = [dataclasses.asdict(r) for r in rows]
+    click.echo(json.dumps({"counts": found, "runs": runs, "skipped_lines": skipped}, indent=2))
     return
   table = [[r.run_id, r.state, f"{r.step}/{r.total_steps}", str(r.attempt), f"{r.heartbeat_age:.0f}s", r.host,
             (r.error or "")[:60]] for r in rows]  # fmt: skip
@@ -652,6 +656,8 @@ def status_command(study, variant, root, stale_after, fmt) -> None:
   for r in rows:
     if r.state == "unreadable":
       click.echo(f"warning: {r.error}", err=True)
+  for warning in skipped:
+    click.echo(f"warning (collected): {warning}", err=True)
 
 
 @main.command("eval")
@@ -742,7 +748,7 @@ def fit_command(study, law_name, csv_path, mapping, loss, window, convention, bo
     if csv_path:
       if study:
         raise ValueError("give either STUDY or --csv, not both")
-      frame = fit_study.read_csv(csv_path, fit_study.parse_map(mapping))
+      frame = fit_study.read_csv(csv_path, fit_study.parse_map(mapping), law)
       source = csv_path
     elif study and metric:
       with _open_store(root, store_path) as st:

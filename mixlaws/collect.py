@@ -37,7 +37,9 @@ class CollectReport:
   runs_written: int = 0  # runs whose row or metrics changed
   chunks: int = 0  # chunks ingested now
   values: int = 0  # metric values written now
-  skipped_lines: int = 0
+  skipped_lines: int = 0  # records lost in the chunks ingested now
+  earlier_warnings: list[str] = dataclasses.field(default_factory=list)  # corrupt chunks of earlier collects
+  earlier_skipped: int = 0  # records lost in those
   unreadable: int = 0  # run dirs whose config.json or status.json does not parse: skipped, named in warnings
   warnings: list[str] = dataclasses.field(default_factory=list)
   seconds: float = 0.0
@@ -46,6 +48,7 @@ class CollectReport:
     return (
       f"{self.study}: {self.runs} runs ({self.runs_written} updated), {self.chunks} new chunks, "
       f"{self.values:,} values, {self.skipped_lines} lines skipped"
+      + (f" ({self.earlier_skipped} more in earlier collects)" if self.earlier_skipped else "")
       + (f", {self.unreadable} unreadable runs skipped" if self.unreadable else "")
       + f" in {self.seconds:.2f} s → {self.store}"
     )
@@ -78,8 +81,21 @@ def collect(
       scans = _read_ahead(pool, lambda d: _scan(d, seen.get(d.name, {})), run_dirs, ahead=4 * threads)
       for scan in scans:
         _ingest(st, study, scan, stored.get(scan.path.name), report)
+    new = set(report.warnings)
+    for _, _, lost, warning in st.skipped(study):  # kept in the store, so a stopped collect loses none
+      if warning not in new:
+        report.earlier_warnings.append(warning)
+        report.earlier_skipped += lost
   report.seconds = time.perf_counter() - start
   return report
+
+
+def stored_warnings(root: str | os.PathLike, study: str) -> list[str]:
+  """The corrupt-chunk warnings the default store at `root` keeps for the study ([] without one)."""
+  if "://" in os.fspath(root) or not os.path.exists(store.default_path(root)):
+    return []
+  with store.Store(store.default_path(root), create=False) as st:
+    return [warning for _, _, _, warning in st.skipped(study)]
 
 
 def watch(
@@ -162,17 +178,26 @@ def _ingest(st: store.Store, study: str, scan: _Scan, stored_row: tuple | None, 
   chunk_rows = []
   # The store keeps the newest attempt's value for a key whatever the order of writes; within one
   # attempt the later write wins, so chunks go in step order, as the run wrote them.
+  warnings = []
   for name, data in sorted(scan.chunks, key=lambda c: _chunk_order(c[0])):
-    attempt = rundir.parse_chunk_name(name)[2]
+    first, last, attempt = rundir.parse_chunk_name(name)
     rows, records, bad = parse_chunk(data, run_id, attempt)
     metrics += rows
+    lost = len(bad)
+    if bad and bad[-1][1] == "truncated last line":
+      # The writer died mid-chunk: every record after the last whole one is gone, not just one line.
+      seen = max((r[3] for r in rows), default=first - 1)
+      gone = _logged_steps(seen, last, scan.record["config"])
+      lost += gone - 1
+      bad[-1] = (bad[-1][0], f"truncated last line: about {gone} record(s) of steps {seen + 1}–{last} lost")
     if bad:
-      report.skipped_lines += len(bad)
-      report.warnings.append(_corrupt_warning(os.fspath(scan.path / "metrics" / name), bad))
-    chunk_rows.append((name, len(data), attempt, records, len(bad)))
+      report.skipped_lines += lost
+      warnings.append((name, lost, _corrupt_warning(os.fspath(scan.path / "metrics" / name), bad)))
+    chunk_rows.append((name, len(data), attempt, records, lost))
+  report.warnings += [w for _, _, w in warnings]
   if not chunk_rows and stored_row == tuple(row[c] for c in store.RUN_COLUMNS):
     return
-  st.write_run(row, metrics, chunk_rows)
+  st.write_run(row, metrics, chunk_rows, warnings)
   report.runs_written += 1
   report.chunks += len(chunk_rows)
   report.values += len(metrics)
@@ -244,6 +269,18 @@ def _values(record: Any, run_id: str, attempt: int) -> tuple[list[tuple], str | 
     elif name not in KEY_FIELDS:
       rows.append((run_id, split, name, step, value, tokens, flops, attempt))
   return rows, None
+
+
+def _logged_steps(after: int, last: int, cfg: dict[str, Any]) -> int:
+  """How many records a run logs for steps after..last: train records every output.log_every steps
+  (and at the chunk's last step), eval records every train.eval_every steps."""
+  try:
+    log_every, eval_every = int(cfg["output"]["log_every"]) or 1, int(cfg["train"]["eval_every"])
+  except (KeyError, TypeError, ValueError):
+    log_every, eval_every = 1, 0
+  train = last // log_every - after // log_every + (last % log_every != 0)
+  evals = last // eval_every - after // eval_every if eval_every > 0 else 0
+  return max(1, train + evals)
 
 
 def _corrupt_warning(path: str, bad: list[tuple[int, str]]) -> str:

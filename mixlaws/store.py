@@ -182,6 +182,7 @@ class Store:
       self._db.execute("PRAGMA synchronous=NORMAL")
       self._migrate()
       self._add_flat_columns()
+      self._add_skipped_table()
     except sqlite3.DatabaseError as e:
       self._db.close()
       raise ValueError(f"{self.path}: not a usable results store ({e})") from None
@@ -244,6 +245,16 @@ class Store:
       for column in [c for c in declared if c not in self._runs_table_columns()]:
         self._db.execute(f'ALTER TABLE runs ADD COLUMN "{column}" {declared[column]}')
 
+  def _add_skipped_table(self) -> None:
+    """Corrupt-chunk warnings kept beside the chunks, so a later collect and `status` still show them.
+    A table that older readers ignore, so it needs no version step."""
+    if not self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'skipped'").fetchone():
+      with self.transaction():
+        self._db.execute(
+          "CREATE TABLE IF NOT EXISTS skipped (run_id TEXT NOT NULL, chunk TEXT NOT NULL, records INTEGER NOT NULL, "
+          "warning TEXT NOT NULL, PRIMARY KEY (run_id, chunk)) WITHOUT ROWID"
+        )
+
   def _runs_table_columns(self) -> set[str]:
     return {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
 
@@ -276,7 +287,9 @@ class Store:
       out.setdefault(run_id, {})[name] = size
     return out
 
-  def write_run(self, row: dict[str, Any], metrics: Sequence[tuple], chunks: Sequence[tuple]) -> None:
+  def write_run(
+    self, row: dict[str, Any], metrics: Sequence[tuple], chunks: Sequence[tuple], skipped: Sequence[tuple] = ()
+  ) -> None:
     """Writes one run in one transaction.
 
     Args:
@@ -285,6 +298,7 @@ class Store:
         key written twice the later row wins unless it comes from an older attempt, so rows given
         oldest attempt first leave the newest attempt's values.
       chunks: (name, size, attempt, records, skipped) of the chunks these metrics came from.
+      skipped: (chunk name, records lost, warning) of those chunks that had corrupt lines.
     """
     run_id = row["run_id"]
     columns = ", ".join(f'"{c}"' for c in RUN_COLUMNS)
@@ -305,6 +319,18 @@ class Store:
         "INSERT OR REPLACE INTO chunks (run_id, name, size, attempt, records, skipped) VALUES (?, ?, ?, ?, ?, ?)",
         ((run_id, *c) for c in chunks),
       )
+      db.executemany("DELETE FROM skipped WHERE run_id = ? AND chunk = ?", ((run_id, c[0]) for c in chunks))
+      db.executemany("INSERT INTO skipped (run_id, chunk, records, warning) VALUES (?, ?, ?, ?)",
+                     ((run_id, *w) for w in skipped))  # fmt: skip
+
+  def skipped(self, study: str) -> list[tuple[str, str, int, str]]:
+    """(run_id, chunk, records lost, warning) of every corrupt chunk ingested for the study, in run order."""
+    rows = self._db.execute(
+      "SELECT s.run_id, s.chunk, s.records, s.warning FROM skipped s JOIN runs r ON r.run_id = s.run_id "
+      "WHERE r.study = ? ORDER BY s.run_id, s.chunk",
+      (study,),
+    )
+    return [tuple(r) for r in rows]
 
   # Queries -----------------------------------------------------------------------------------
 

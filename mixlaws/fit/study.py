@@ -37,16 +37,48 @@ def parse_map(text: str) -> dict[str, str]:
   return out
 
 
-def read_csv(path: str, mapping: Mapping[str, str]) -> pd.DataFrame:
-  """Fitting points from any CSV: the mapped columns renamed, every other column kept."""
+def read_csv(path: str, mapping: Mapping[str, str], law: laws.Law | None = None) -> pd.DataFrame:
+  """Fitting points from any CSV: the mapped columns renamed, every other column kept.
+
+  With `law`, the columns it reads must hold positive finite numbers (its target finite, and positive
+  for log-space residuals); a bad cell is named by file, column and row (1 = the first after the header).
+  """
   try:
     frame = pd.read_csv(path)
+  except UnicodeDecodeError as e:
+    raise ValueError(f"{path}: not a text CSV (byte {e.start} is not UTF-8)") from None
+  except pd.errors.EmptyDataError:
+    raise ValueError(f"{path}: empty, no header row") from None
   except (OSError, pd.errors.ParserError) as e:
-    raise ValueError(f"{path}: cannot read as CSV ({e})") from e
+    raise ValueError(f"{path}: cannot read as CSV ({str(e).strip()})") from None
   missing = [c for c in mapping.values() if c not in frame.columns]
   if missing:
     raise ValueError(f"{path}: no column(s) {', '.join(missing)} (it has {', '.join(map(str, frame.columns))})")
-  return frame.rename(columns={v: k for k, v in mapping.items()})
+  frame = frame.rename(columns={v: k for k, v in mapping.items()})
+  if law is not None:
+    for column in (*law.columns, law.target):
+      positive = column in law.columns or law.residual == "log"
+      frame[column] = _numeric_column(path, frame, column, mapping.get(column, column), positive)
+  return frame
+
+
+def _numeric_column(path: str, frame: pd.DataFrame, column: str, csv_name: str, positive: bool) -> pd.Series:
+  """The column as float64, or a ValueError naming the file, the CSV column and the first bad row."""
+  if column not in frame.columns:
+    raise ValueError(f"{path}: no column {csv_name!r} for {column} (map one with --map {column}=COLUMN)")
+  raw = frame[column]
+  values = pd.to_numeric(raw, errors="coerce").astype(np.float64)
+  good = np.isfinite(values) & ((values > 0) if positive else True)
+  if len(frame) == 0:
+    raise ValueError(f"{path}: no rows under the header")
+  if not good.all():
+    row = int(np.flatnonzero(~good.to_numpy())[0])
+    cell, value = raw.iloc[row], values.iloc[row]
+    shown = repr(cell) if isinstance(cell, str) else f"{value:g}"
+    reason = ("is empty or NaN" if pd.isna(cell) else f"{shown} is not a number" if np.isnan(value)
+              else f"{shown} is not finite" if not np.isfinite(value) else f"{shown} is not positive")  # fmt: skip
+    raise ValueError(f"{path}: column {csv_name!r}, row {row + 1}: {reason}")
+  return values
 
 
 def from_store(st, study: str, convention: str, loss: str = "final_eval", window: int | float = 0.01) -> pd.DataFrame:

@@ -178,8 +178,9 @@ def test_bad_input_is_one_line(tmp_path, runs):
     collect.collect(tmp_path, "nostudy")
   runs.make_run(tmp_path, "s", "ok")
   (tmp_path / "s" / "s-empty").mkdir()
-  with pytest.raises(ValueError, match=f"^{tmp_path / 's' / 's-empty'}: run dir has no config.json$"):
-    collect.collect(tmp_path, "s")
+  report = collect.collect(tmp_path, "s")  # one run dir without config.json is skipped, not the whole study
+  assert report.warnings == [f"{tmp_path / 's' / 's-empty'}: run dir has no config.json; run skipped"]
+  assert (report.unreadable, report.runs_written) == (1, 1)
   with pytest.raises(ValueError, match="a remote run root needs a local results-store path"):
     collect.collect("gs://bucket/runs", "s")
   # A run dir whose config names another run (copied by hand, say).
