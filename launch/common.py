@@ -186,10 +186,16 @@ def tool_error(argv: Sequence[str], out: subprocess.CompletedProcess) -> ValueEr
   return ValueError(f"{shlex.join(argv[:5])} …: exit {out.returncode}: {lines[-1] if lines else 'no output'}")
 
 
+def comment(text: str) -> str:
+  """A dry run's comment line: one line whatever the text holds (a newline in --root would end the
+  comment and leave the rest to run as a command), with control characters escaped as in Python."""
+  return "# " + "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def print_plan(phases: Mapping[str, Sequence[Sequence[str]]], echo) -> None:
   """--dry-run: each phase as a comment line, then its commands, quoted."""
   for title, commands in phases.items():
-    echo(f"# {title}")
+    echo(comment(title))
     for argv in commands:
       echo(shlex.join(argv))
 

@@ -565,7 +565,9 @@ def run_command(study, variant, filter_text, backend, root, retry_failed, stale_
       commands = local_multihost.commands(label, root, processes=processes, workers=workers,
                                           devices_per_process=devices_per_process, options=options)  # fmt: skip
     if dry_run:
-      click.echo(f"# queue: {len(specs)} runs under {sweep.study_dir(root, label)} (not written in a dry run)")
+      click.echo(
+        common.comment(f"queue: {len(specs)} runs under {sweep.study_dir(root, label)} (not written in a dry run)")
+      )
     else:
       queued = sweep.enqueue(specs, root, on_error=lambda message: click.echo(f"warning: {message}", err=True))
       click.echo(f"queue: {len(specs)} runs under {sweep.study_dir(root, label)} ({queued['new']} new)")

@@ -187,12 +187,12 @@ def _ingest(st: store.Store, study: str, scan: _Scan, stored_row: tuple | None, 
     if bad and bad[-1][1] == "truncated last line":
       # The writer died mid-chunk: every record after the last whole one is gone, not just one line.
       seen = max((r[3] for r in rows), default=first - 1)
-      gone = _logged_steps(seen, last, scan.record["config"])
+      gone = _logged_steps(seen, last, scan.record)
       lost += gone - 1
       bad[-1] = (bad[-1][0], f"truncated last line: about {gone} record(s) of steps {seen + 1}–{last} lost")
     if bad:
       report.skipped_lines += lost
-      warnings.append((name, lost, _corrupt_warning(os.fspath(scan.path / "metrics" / name), bad)))
+      warnings.append((name, lost, _corrupt_warning(os.fspath(scan.path / "metrics" / name), bad, lost)))
     chunk_rows.append((name, len(data), attempt, records, lost))
   report.warnings += [w for _, _, w in warnings]
   if not chunk_rows and stored_row == tuple(row[c] for c in store.RUN_COLUMNS):
@@ -271,19 +271,22 @@ def _values(record: Any, run_id: str, attempt: int) -> tuple[list[tuple], str | 
   return rows, None
 
 
-def _logged_steps(after: int, last: int, cfg: dict[str, Any]) -> int:
-  """How many records a run logs for steps after..last: train records every output.log_every steps
-  (and at the chunk's last step), eval records every train.eval_every steps."""
+def _logged_steps(after: int, last: int, record: dict[str, Any]) -> int:
+  """How many records a run logs for steps after+1..last (train.py's loop): a train record every
+  output.log_every steps and at the chunk's last step, an eval record every train.eval_every steps
+  before the end and one at the end."""
   try:
+    cfg, total = record["config"], int(record["counts"]["steps"])
     log_every, eval_every = int(cfg["output"]["log_every"]) or 1, int(cfg["train"]["eval_every"])
-  except (KeyError, TypeError, ValueError):
-    log_every, eval_every = 1, 0
+  except (KeyError, TypeError, ValueError):  # an estimate only: a hand-made config counts one per step
+    total, log_every, eval_every = 0, 1, 0
   train = last // log_every - after // log_every + (last % log_every != 0)
-  evals = last // eval_every - after // eval_every if eval_every > 0 else 0
+  evals = max(0, min(last, total - 1) // eval_every - after // eval_every) if eval_every > 0 else 0
+  evals += after < total <= last  # the final evaluation
   return max(1, train + evals)
 
 
-def _corrupt_warning(path: str, bad: list[tuple[int, str]]) -> str:
+def _corrupt_warning(path: str, bad: list[tuple[int, str]], lost: int) -> str:
   listed = "; ".join(f"line {lineno}: {reason}" for lineno, reason in bad[:_MAX_LISTED])
   more = f"; and {len(bad) - _MAX_LISTED} more" if len(bad) > _MAX_LISTED else ""
-  return f"{path}: skipped {len(bad)} corrupt line(s) — {listed}{more}"
+  return f"{path}: skipped {lost} corrupt line(s) — {listed}{more}"

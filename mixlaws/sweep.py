@@ -289,8 +289,9 @@ def claim_next(
     if status is None or status["state"] == "done" or (status["state"] == "failed" and not retry_failed):
       continue
     try:
+      run.read_config()  # a run whose config.json is unreadable cannot train: skip it, do not fail it
       won = claim(run, retry_failed=retry_failed, stale_after=stale_after)
-    except UnreadableFile as e:  # corrupted between the first look and the claim
+    except UnreadableFile as e:
       on_error(f"{e}; run skipped")
       continue
     if won is not None:

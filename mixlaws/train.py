@@ -323,7 +323,9 @@ def _restore_or_init(run: Run, manager, tx, iterator):
 def _damaged_file(run: RunDir, step: int) -> str:
   """The first file of a checkpoint that is not valid JSON where JSON is expected, else its directory."""
   step_dir = run.checkpoints_dir / str(step)
-  for path in sorted(step_dir.rglob("*")):
+  items = sorted(step_dir.iterdir()) if step_dir.is_dir() else []
+  files = [p for p in items if p.is_file()] + [q for p in items if p.is_dir() for q in sorted(p.iterdir())]
+  for path in files:  # orbax's JSON files: the step's metadata, and each item's (state/, data/) metadata
     if path.is_file() and (path.suffix == ".json" or path.name.startswith("_") or path.name == "metadata"):
       try:
         json.loads(path.read_bytes())
