@@ -81,6 +81,9 @@ def enqueue(
   whose config.json or status.json does not parse is left alone and passed to `on_error`.
   """
 
+  specs = list(specs)
+  check_meshes(specs)
+
   def add(spec: RunSpec) -> bool | str:
     run = RunDir(study_dir(root, spec.study) / check_name("run_id", spec.run_id))
     try:
@@ -92,10 +95,29 @@ def enqueue(
     run.write_status("pending")
     return True
 
-  added = _map(add, list(specs))
+  added = _map(add, specs)
   for error in (a for a in added if isinstance(a, str)):
     on_error(f"{error}; run left as it is")
   return {"new": sum(a is True for a in added), "existing": sum(a is False for a in added)}
+
+
+def check_meshes(specs: Sequence[RunSpec]) -> None:
+  """A mesh axis that cannot split the model (mesh.expert=4 for 3 experts) fails here, naming the run and
+  the field, before any run dir is written, instead of failing every run in a worker. The axis left at
+  -1 depends on the worker's devices and is checked when the run starts."""
+  from mixlaws import config as config_lib
+  from mixlaws import train
+
+  seen = set()
+  for spec in specs:
+    cfg = spec.config
+    sizes = tuple(max(getattr(cfg.mesh, a), 1) for a in config_lib.MESH_AXES)
+    if max(sizes) > 1 and (cfg.model, cfg.moe, cfg.mesh) not in seen:
+      seen.add((cfg.model, cfg.moe, cfg.mesh))
+      try:
+        train.check_mesh_fits(cfg, sizes)
+      except ValueError as e:
+        raise ValueError(f"{spec.run_id}: {e}") from None
 
 
 def run_dirs(root: str | os.PathLike, study: str) -> list[RunDir]:

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from launch_helpers import tiny_base
 
-from mixlaws import cli, config, train
+from mixlaws import cli, config, registry, sweep, train
 
 MOE3 = ["moe.expansion_rate=3", "moe.router=token_choice", "moe.capacity_factor=0"]
 
@@ -46,6 +46,15 @@ def test_an_expert_axis_larger_than_the_devices_names_mesh_expert(tmp_path):
   with pytest.raises(ValueError, match=r"^mesh\.expert: mesh\.expert=3 does not divide the 1 devices"):
     train.train(cfg, os.fspath(tmp_path / "run"), devices=jax.devices()[:1], progress=False)
   assert not (tmp_path / "run").exists()
+
+
+def test_a_study_whose_mesh_cannot_split_a_run_is_refused_before_its_queue_is_written(tmp_path):
+  bad = {"mesh.expert": 4, "moe.expansion_rate": 3, "moe.router": "token_choice", "moe.capacity_factor": 0.0}
+  study = registry.Study("meshes", "bad mesh", tiny_base(""), [{}, bad])
+  specs = registry.expand_study(study)
+  with pytest.raises(ValueError, match=rf"^{specs[1].run_id}: mesh\.expert: mesh\.expert=4 does not divide 3, "):
+    sweep.enqueue(specs, tmp_path)
+  assert not (tmp_path / "meshes").exists()
 
 
 CSV_HEADER = "params,tokens,loss\n1e6,2e7,3.1\n"
