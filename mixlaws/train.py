@@ -274,10 +274,11 @@ class Run:
   def record(self, step: int, metrics: dict, step_time: float, batch_size: int) -> dict:
     """Turns step `step`'s fetched metrics into a record; raises TrainingFailed on NaN/Inf."""
     values = {k: float(v) for k, v in metrics.items()}
-    self.step = max(self.step, step)  # a failed run's status names the step that failed, as its error does
     for name in ("loss", "grad_norm"):
       if not math.isfinite(values[name]):
+        self.step = max(self.step, step - 1)  # a failed run's status keeps the last finite step
         raise TrainingFailed(f"step {step}: {name} is {values[name]}")
+    self.step = max(self.step, step)
     tokens = budget.tokens_after(self.cfg, step)
     step_tokens = batch_size * self.cfg.model.seq_len
     record = {"step": step, "tokens": tokens, "flops": self.flops_per_token * tokens, "split": "train", **values,

@@ -98,13 +98,13 @@ def test_a_worker_skips_a_run_that_train_holds(study, monkeypatch):
   assert json.loads(sweep.claim_path(study.pending, 0).read_text())["pid"] == os.getpid()
 
 
-def test_nan_records_the_step_it_happened_at(study):
+def test_nan_records_the_last_finite_step_not_step_0(study):
   cfg = dataclasses.replace(study.cfg, train=dataclasses.replace(study.cfg.train, lr=1e6))
   assert train.train(cfg, os.fspath(study.pending.path), attempt=0, progress=False) == "failed"
   status = study.pending.read_status()
-  assert status["error"] == "step 2: grad_norm is nan" and status["step"] == 2
+  assert status["error"] == "step 2: grad_norm is nan" and status["step"] == 1
   result = CliRunner().invoke(cli.main, ["status", STUDY, "--root", os.fspath(study.root), "--format", "json"])
-  assert {r["run_id"]: r["step"] for r in json.loads(result.stdout)["runs"]}[study.pending.path.name] == 2
+  assert {r["run_id"]: r["step"] for r in json.loads(result.stdout)["runs"]}[study.pending.path.name] == 1
   collect.collect(study.root, STUDY)
   with store.Store(store.default_path(study.root)) as st:
-    assert st.runs(STUDY).set_index("run_id").loc[study.pending.path.name, "step"] == 2
+    assert st.runs(STUDY).set_index("run_id").loc[study.pending.path.name, "step"] == 1
