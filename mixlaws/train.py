@@ -321,13 +321,16 @@ def _restore_or_init(run: Run, manager, tx, iterator):
   raise ValueError(f"{run.run.checkpoints_dir}: no checkpoint restores ({'; '.join(failures)})")
 
 
+_ORBAX_JSON = ("_CHECKPOINT_METADATA", "_METADATA", "_sharding", "metadata")  # JSON files orbax writes in a step
+
+
 def _damaged_file(run: RunDir, step: int) -> str:
   """The first file of a checkpoint that is not valid JSON where JSON is expected, else its directory."""
   step_dir = run.checkpoints_dir / str(step)
   items = sorted(step_dir.iterdir()) if step_dir.is_dir() else []
   files = [p for p in items if p.is_file()] + [q for p in items if p.is_dir() for q in sorted(p.iterdir())]
   for path in files:  # orbax's JSON files: the step's metadata, and each item's (state/, data/) metadata
-    if path.is_file() and (path.suffix == ".json" or path.name.startswith("_") or path.name == "metadata"):
+    if path.is_file() and (path.suffix == ".json" or path.name in _ORBAX_JSON):
       try:
         json.loads(path.read_bytes())
       except ValueError:
