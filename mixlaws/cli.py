@@ -370,6 +370,8 @@ def _plan_cell(column: str, value) -> str:
     return registry.ROUTER_CODES.get(value, value)
   if column == "fits":
     return "yes" if value else "NO"
+  if column == "lr":
+    return f"{value:.3g}"
   return str(value)
 
 
@@ -398,6 +400,11 @@ def plan_command(study, variant, filter_text, fmt, accelerator, mfu, convention,
     specs = registry.expand(study, variant, filter_text)
     rows = [spec.row(convention) for spec in specs]
     columns = PLAN_COLUMNS
+    # A study that varies the learning rate or batch size (an lr x batch grid) shows both.
+    if len({s.config.train.lr for s in specs}) > 1 or len({s.config.train.batch_size for s in specs}) > 1:
+      for row, spec in zip(rows, specs, strict=True):
+        row["lr"], row["batch_size"] = spec.config.train.lr, spec.config.train.batch_size
+      columns = (*PLAN_COLUMNS, "lr", "batch_size")
     if preflight_target:
       from mixlaws import preflight
 
@@ -424,6 +431,7 @@ def plan_command(study, variant, filter_text, fmt, accelerator, mfu, convention,
   else:
     table = [[_plan_cell(c, r[c]) for c in columns] for r in rows]
     headers = ["run id", "d", "L", "E", "G", "k", "router", "N", "N_act", "N_non-emb", "D", "steps", "FLOPs"]
+    headers += ["lr", "batch"] if "lr" in columns else []
     headers += ["GiB/device", "fits"] if preflight_target else []
     console.print_table(study if variant is None else f"{study} ({variant})", headers, table)
     click.echo(summary)

@@ -546,3 +546,19 @@ def summary(convention: str = "chinchilla") -> list[dict[str, Any]]:
       flops = sum(s.counts.flops(convention) for s in specs)
       rows.append({"study": study.label, "runs": len(specs), "flops": flops, "description": study.description})
   return rows
+
+
+# --------------------------------------------------------------------------------------------
+# Learning-rate × batch-size grids (Li et al. 2025's Step Law; Wang et al. 2024's dense vs MoE optima)
+
+
+def lr_batch_grid(points: Iterable[Point], lrs: Iterable[float | Derived], batches: Iterable[int]) -> Sweep:
+  """Each point (a shape at a budget) at every (train.lr, train.batch_size) pair.
+
+  An lr may be a number or a rule of the resolved config (e.g. a multiple of a size-dependent
+  LR), so one grid spans the same relative range at every size. `batches` count sequences.
+  """
+  lrs, batches = list(lrs), [int(b) for b in batches]
+  if not lrs or not batches:
+    raise ValueError("lr_batch_grid: needs at least one learning rate and one batch size")
+  return [{**p, "train.lr": lr, "train.batch_size": b} for p in points for lr in lrs for b in batches]

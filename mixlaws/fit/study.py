@@ -329,6 +329,8 @@ def steplaw_from_store(st, study: str, convention: str, loss: str = "final_eval"
   frame = points.from_runs(runs, convention)
   frame["lr"] = runs["lr"].astype(float).to_numpy()
   frame["batch"] = (runs["batch_size"] * runs["seq_len"]).astype(float).to_numpy()
+  # Runs of one token budget differ slightly in trained tokens (whole steps per batch size): one group.
+  frame["tokens"] = isoflop.snap_budgets(frame["tokens"], per_decade=100)
   return frame
 
 
