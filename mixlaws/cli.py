@@ -420,6 +420,14 @@ def plan_command(study, variant, filter_text, fmt, accelerator, mfu, convention,
     f"{total['runs']} runs, {total['flops']:.3g} training FLOPs ({convention}), "
     f"{total['chip_hours']:.3g} chip-hours on {accelerator} ({cost.peak_flops:.3g} FLOP/s) at {mfu:.0%} MFU"
   )
+  evaluation = registry.load(study, variant).evaluation
+  if evaluation is not None:
+    total["eval_flops"] = registry.eval_flops(specs, evaluation, convention)
+    total["eval_chip_hours"] = cost.chip_hours(total["eval_flops"])
+    summary += (
+      f"; evaluation ({', '.join(t for t, _, _ in evaluation.tasks)} at {evaluation.checkpoints} checkpoint(s) per "
+      f"run): {total['eval_flops']:.3g} FLOPs, {total['eval_chip_hours']:.3g} chip-hours"
+    )
   if fmt == "json":
     plan = {"study": study, "variant": variant, "filter": filter_text, "runs": rows, "totals": total}
     click.echo(json.dumps(plan, indent=2))

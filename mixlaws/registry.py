@@ -184,6 +184,7 @@ class Study:
   sweep: Sweep
   derived: Mapping[str, Derived] = dataclasses.field(default_factory=dict)
   variant: str | None = None  # set by `load`
+  evaluation: EvalPlan | None = None  # downstream evaluation planned for every run (its cost joins the plan)
 
   @property
   def label(self) -> str:
@@ -562,3 +563,24 @@ def lr_batch_grid(points: Iterable[Point], lrs: Iterable[float | Derived], batch
   if not lrs or not batches:
     raise ValueError("lr_batch_grid: needs at least one learning rate and one batch size")
   return [{**p, "train.lr": lr, "train.batch_size": b} for p in points for lr in lrs for b in batches]
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluation cost
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalPlan:
+  """The downstream evaluation a study plans for each run: tasks scored at some checkpoints."""
+
+  tasks: tuple[tuple[str, int, int], ...]  # (task, examples, scored tokens per example: context + every choice)
+  checkpoints: int = 1  # checkpoints evaluated per run
+
+  def tokens(self) -> int:
+    """Tokens scored per checkpoint."""
+    return sum(examples * per_example for _, examples, per_example in self.tasks)
+
+
+def eval_flops(specs: Sequence[RunSpec], plan: EvalPlan, convention: str = "chinchilla") -> float:
+  """Forward-only FLOPs of `plan` over `specs`: a third of a training token's FLOPs (2N of 6N) per token scored."""
+  return sum(plan.checkpoints * plan.tokens() * s.counts.conventions[convention].flops_per_token / 3 for s in specs)

@@ -369,6 +369,12 @@ def accuracy_points(frame: pd.DataFrame, chance: float | None, mapping: Mapping[
       bad = acc[~(np.isfinite(acc) & (acc <= 1) & (acc > floor))][0]
       raise ValueError(f"column {name}: {bad:g} does not look like an accuracy above chance (every value must "
                        f"lie in ({floor:g}, 1]; is it a percentage or a loss?)")  # fmt: skip
+    x = next((c for c in ("flops", "params", "tokens") if c in frame), None)
+    # Accuracy rises with scale: a mapped column that falls is an error rate or a loss.
+    if x is not None and frame[x].nunique() > 2 and pd.Series(acc).corr(frame[x].astype(float), method="spearman") < 0:
+      raise ValueError(
+        f"column {name}: falls as {mapping.get(x, x)} grows, as an error rate or a loss does, not an accuracy"
+      )
     return frame.assign(neg_log_accuracy=laws.neg_log_accuracy(acc, floor))
   if "neg_log_accuracy" in frame:
     name = mapping.get("neg_log_accuracy", "neg_log_accuracy")

@@ -121,3 +121,7 @@ def test_cli_downstream_csv_takes_raw_accuracy_with_chance(tmp_path):
   percent = _downstream_csv(tmp_path, lambda c: 100 * (0.25 + 0.75 * np.exp(-400.0 * c**-0.12)))
   res = runner.invoke(cli.main, ["fit", "--law", "downstream_power", "--csv", percent, "--map", "C=C,acc=acc"])
   assert res.exit_code == 2 and "column acc" in res.output and len(res.output.strip().splitlines()) == 1
+  # An error rate (1 − accuracy) falls with compute: refused too.
+  errors = _downstream_csv(tmp_path, lambda c: 0.75 * (1 - np.exp(-400.0 * c**-0.12)))
+  res = runner.invoke(cli.main, ["fit", "--law", "downstream_power", "--csv", errors, "--map", "C=C,acc=acc"])
+  assert res.exit_code == 2 and "column acc: falls" in res.output

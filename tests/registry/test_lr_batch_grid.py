@@ -1,6 +1,7 @@
 """The learning-rate × batch-size grid form and wang2024's lr/bs grid (dense and MoE alike)."""
 
 import collections
+import json
 
 import pytest
 from click.testing import CliRunner
@@ -42,3 +43,20 @@ def test_plan_shows_the_lr_and_batch_columns():
   assert res.exit_code == 0, res.output
   header = res.output.splitlines()[0].split(",")
   assert header[-2:] == ["lr", "batch_size"]
+
+
+def test_downstream_study_plans_its_evaluation_cost():
+  specs = registry.expand("krajewski2025_downstream")
+  plan = registry.load("krajewski2025_downstream").evaluation
+  ratios = {round(s.counts.tokens / s.counts.params.total) for s in specs}
+  assert ratios == {20, 40, 80} and max(s.counts.tokens for s in specs) <= 350e9
+  assert max(s.counts.params.total for s in specs) == pytest.approx(17e9, rel=0.05)
+  # Forward FLOPs: a third of what a training token costs (2·N of 6·N, plus attention), per scored token.
+  expected = sum(plan.tokens() * s.counts.flops("chinchilla") / s.counts.tokens / 3 for s in specs)
+  assert registry.eval_flops(specs, plan) == pytest.approx(expected, rel=1e-9)
+  two_n = sum(plan.tokens() * 2 * s.counts.params.active for s in specs)
+  assert two_n < registry.eval_flops(specs, plan) < 1.3 * two_n
+  res = CliRunner().invoke(cli.main, ["plan", "krajewski2025_downstream", "--variant", "tiny", "--format", "json"])
+  assert res.exit_code == 0, res.output
+  totals = json.loads(res.output)["totals"]
+  assert totals["eval_flops"] > 0 and "eval_chip_hours" in totals
