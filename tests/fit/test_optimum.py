@@ -82,7 +82,8 @@ def test_cli_optimal_lists_every_law_and_prints_intervals(compute_fit, tmp_path)
   res = runner.invoke(cli.main, ["optimal", "--help"])
   text = " ".join(res.output.split())
   for name in ("chinchilla", "krajewski2024", "ludziejewski2025", "wang2024", "clark2022", "compute",
-               "downstream_power", "downstream_ceiling", "downstream_tpr", "steplaw", "ludziejewski_lr"):  # fmt: skip
+               "downstream_power", "downstream_ceiling", "downstream_tpr", "steplaw", "ludziejewski_lr", "gadre2024",
+               "gadre2024_error", "muennighoff2023"):  # fmt: skip
     assert name in text, name
   path = tmp_path / "fit.json"
   path.write_text(json.dumps({"fit": compute_fit.to_dict()}))
