@@ -122,3 +122,28 @@ def test_cli_fit_and_optimal(tmp_path):
     cli.main, ["fit", "--law", "steplaw", "--csv", str(DATA), "--map", "N=N,D=D,lr=lr,loss=smooth loss"]
   )
   assert res.exit_code == 2 and "batch" in res.output and "Traceback" not in res.output
+
+
+def test_cli_fit_shows_dense_and_moe_optima_side_by_side(tmp_path):
+  # Per family E, optima lr*(N, D) = 1e-3·(N/1e7)^−0.5·(D/1e9)^0.3 (× 1.5 for MoE), B* = 2e5·(D/1e9)^0.5 (× 0.6).
+  rows = []
+  for experts, lr_scale, b_scale in ((1, 1.0, 1.0), (8, 1.5, 0.6)):
+    for n in (1e7, 4e7):
+      for d in (1e9, 4e9):
+        lr_opt = lr_scale * 1e-3 * (n / 1e7) ** -0.5 * (d / 1e9) ** 0.3
+        b_opt = b_scale * 2e5 * (d / 1e9) ** 0.5
+        for lr in lr_opt * np.geomspace(0.25, 4, 5):
+          for batch in b_opt * np.geomspace(0.25, 4, 5):
+            x, y = np.log(lr / lr_opt), np.log(batch / b_opt)
+            rows.append(
+              {"E": experts, "N": n, "D": d, "lr": lr, "batch": batch, "loss": 3 * np.exp(0.01 * (x * x + y * y))}
+            )
+  path = tmp_path / "grid.csv"
+  pd.DataFrame(rows).to_csv(path, index=False)
+  res = CliRunner().invoke(cli.main, ["fit", "--law", "steplaw", "--csv", str(path), "--map", "N=N,D=D,E=E,lr=lr,batch=batch,loss=loss",
+                                      "--bootstrap", "20", "--out", str(tmp_path / "fit.json")])  # fmt: skip
+  assert res.exit_code == 0, res.output
+  assert "steplaw (E=1)" in res.output and "steplaw (E=8)" in res.output and "per family" in res.output
+  fits = json.loads((tmp_path / "fit.json").read_text())["fits"]
+  assert fits["E=1"]["point"]["lr_coefN"] == pytest.approx(-0.5, abs=1e-6)
+  assert fits["E=8"]["point"]["bs_intercept"] - fits["E=1"]["point"]["bs_intercept"] == pytest.approx(np.log(0.6))
