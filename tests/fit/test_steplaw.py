@@ -147,3 +147,19 @@ def test_cli_fit_shows_dense_and_moe_optima_side_by_side(tmp_path):
   fits = json.loads((tmp_path / "fit.json").read_text())["fits"]
   assert fits["E=1"]["point"]["lr_coefN"] == pytest.approx(-0.5, abs=1e-6)
   assert fits["E=8"]["point"]["bs_intercept"] - fits["E=1"]["point"]["bs_intercept"] == pytest.approx(np.log(0.6))
+
+
+def test_points_from_a_study_count_the_batch_in_tokens_and_group_each_budget():
+  from mixlaws.fit import study
+
+  class Store:  # the one store method the Step Law path reads
+    def final_losses(self, name, loss, window):
+      n = 8
+      return pd.DataFrame({"run_id": [f"r{i}" for i in range(n)], "tokens": [1e9 + 512 * (i % 3) for i in range(n)],
+                           "loss": np.linspace(3, 2.9, n), "params_chinchilla": 1e7, "active_params_chinchilla": 1e7,
+                           "flops_chinchilla": 6e16, "expansion_rate": [1, 8] * 4, "lr": 1e-3,
+                           "batch_size": [16, 32] * 4, "seq_len": 64})  # fmt: skip
+
+  frame = study.steplaw_from_store(Store(), "wang2024-tiny", "chinchilla")
+  assert list(frame["batch"][:2]) == [1024.0, 2048.0] and set(frame["experts"]) == {1.0, 8.0}
+  assert frame["tokens"].nunique() == 1  # whole steps per batch size change the tokens a little: one group
