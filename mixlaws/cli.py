@@ -372,6 +372,8 @@ def _plan_cell(column: str, value) -> str:
     return registry.ROUTER_CODES.get(value, value)
   if column == "fits":
     return "yes" if value else "NO"
+  if column == "lr":
+    return f"{value:.3g}"
   return str(value)
 
 
@@ -400,6 +402,11 @@ def plan_command(study, variant, filter_text, fmt, accelerator, mfu, convention,
     specs = registry.expand(study, variant, filter_text)
     rows = [spec.row(convention) for spec in specs]
     columns = PLAN_COLUMNS
+    # A study that varies the learning rate or batch size (an lr x batch grid) shows both.
+    if len({s.config.train.lr for s in specs}) > 1 or len({s.config.train.batch_size for s in specs}) > 1:
+      for row, spec in zip(rows, specs, strict=True):
+        row["lr"], row["batch_size"] = spec.config.train.lr, spec.config.train.batch_size
+      columns = (*PLAN_COLUMNS, "lr", "batch_size")
     if preflight_target:
       from mixlaws import preflight
 
@@ -415,6 +422,14 @@ def plan_command(study, variant, filter_text, fmt, accelerator, mfu, convention,
     f"{total['runs']} runs, {total['flops']:.3g} training FLOPs ({convention}), "
     f"{total['chip_hours']:.3g} chip-hours on {accelerator} ({cost.peak_flops:.3g} FLOP/s) at {mfu:.0%} MFU"
   )
+  evaluation = registry.load(study, variant).evaluation
+  if evaluation is not None:
+    total["eval_flops"] = registry.eval_flops(specs, evaluation, convention)
+    total["eval_chip_hours"] = cost.chip_hours(total["eval_flops"])
+    summary += (
+      f"; evaluation ({', '.join(t for t, _, _ in evaluation.tasks)} at {evaluation.checkpoints} checkpoint(s) per "
+      f"run): {total['eval_flops']:.3g} FLOPs, {total['eval_chip_hours']:.3g} chip-hours"
+    )
   if fmt == "json":
     plan = {"study": study, "variant": variant, "filter": filter_text, "runs": rows, "totals": total}
     click.echo(json.dumps(plan, indent=2))
@@ -426,6 +441,7 @@ def plan_command(study, variant, filter_text, fmt, accelerator, mfu, convention,
   else:
     table = [[_plan_cell(c, r[c]) for c in columns] for r in rows]
     headers = ["run id", "d", "L", "E", "G", "k", "router", "N", "N_act", "N_non-emb", "D", "steps", "FLOPs"]
+    headers += ["lr", "batch"] if "lr" in columns else []
     headers += ["GiB/device", "fits"] if preflight_target else []
     console.print_table(study if variant is None else f"{study} ({variant})", headers, table)
     click.echo(summary)
@@ -711,7 +727,8 @@ def eval_command(target, task_text, root, step, shots, samples, temperature, lim
 
 LAW_HELP = (
   "Law: chinchilla, krajewski2024, ludziejewski2025, wang2024, clark2022, compute, downstream_power, "
-  "downstream_ceiling, downstream_tpr, gadre2024, gadre2024_error, muennighoff2023."
+  "downstream_ceiling, downstream_tpr, gadre2024, gadre2024_error, muennighoff2023, or steplaw (optimal lr and "
+  "batch size from an lr x batch grid; map lr=…,batch=…)."
 )
 
 
@@ -735,14 +752,18 @@ LAW_HELP = (
               "`mixlaws eval` instead of the loss; for the downstream_* laws.")  # fmt: skip
 @click.option("--chance", type=float, help="--metric: chance accuracy to correct for [default: as evaluated].")
 @click.option("--out", metavar="FILE", help="Write the fit as JSON (e.g. fit.json).")
+@click.option("--seq-len", type=int, help="steplaw --csv: the batch column counts sequences of this many tokens.")
 @store_options
 def fit_command(study, law_name, csv_path, mapping, loss, window, convention, bootstrap, holdout, seed, starts,
-                metric, chance, out, root, store_path) -> None:  # fmt: skip
+                metric, chance, out, seq_len, root, store_path) -> None:  # fmt: skip
   """Fit a law to a study's final losses (or a CSV) from every start of its grid; print the coefficients."""
   from mixlaws import console, store
   from mixlaws.fit import laws
   from mixlaws.fit import study as fit_study
 
+  if law_name == "steplaw":
+    _fit_steplaw(study, csv_path, mapping, seq_len, loss, window, convention, bootstrap, seed, out, root, store_path)
+    return
   try:
     law = laws.get(law_name)
     if metric and (csv_path or law.target != "neg_log_accuracy"):
@@ -752,6 +773,11 @@ def fit_command(study, law_name, csv_path, mapping, loss, window, convention, bo
         raise ValueError("give either STUDY or --csv, not both")
       frame = fit_study.read_csv(csv_path, fit_study.parse_map(mapping), law)
       source = csv_path
+      if law.target == "neg_log_accuracy":
+        frame = fit_study.accuracy_points(frame, chance, fit_study.parse_map(mapping))
+        source += "" if chance is None else f" (chance {chance:g})"
+      elif chance is not None:
+        raise ValueError("--chance: only for the downstream laws (downstream_power, downstream_ceiling, ...)")
     elif study and metric:
       with _open_store(root, store_path) as st:
         frame = fit_study.metric_from_store(st, study, metric, convention or law.convention or "chinchilla", chance)
@@ -785,12 +811,74 @@ def fit_command(study, law_name, csv_path, mapping, loss, window, convention, bo
     click.echo(f"wrote {out}")
 
 
+def _fit_steplaw(study, csv_path, mapping, seq_len, loss, window, convention, bootstrap, seed, out, root,
+                 store_path) -> None:  # fmt: skip
+  """`mixlaws fit --law steplaw`: the Step Law per family, and dense vs MoE optima side by side."""
+  from mixlaws import console, store
+  from mixlaws.fit import steplaw
+  from mixlaws.fit import study as fit_study
+
+  try:
+    if bool(study) == bool(csv_path):
+      raise ValueError("give either STUDY or --csv FILE (not both)")
+    if csv_path:
+      frame = fit_study.steplaw_points(fit_study.read_csv(csv_path, fit_study.parse_map(mapping)), seq_len)
+      source = csv_path
+    else:
+      with _open_store(root, store_path) as st:
+        frame = fit_study.steplaw_from_store(st, study, convention or "chinchilla", loss, store.parse_window(window))
+      source = f"study {study}"
+    report = fit_study.steplaw_report(frame, bootstrap=bootstrap, seed=seed)
+  except ValueError as e:
+    _fail(e)
+  published = steplaw.PUBLISHED["li2025"]
+  for family, result in report["fits"].items():
+    fit = result["fit"]
+    if fit is None:
+      click.echo(f"note: {family}: {result['error']}", err=True)
+      continue
+    std = fit["std"] or {}
+    rows = [[name, f"{fit['params'][name]:.4g}", f"{std[name]:.3g}" if std else "", f"{published[name]:.4g}"]
+            for name in steplaw.COEFFICIENTS]  # fmt: skip
+    title = f"steplaw{'' if family == 'all' else f' ({family})'} on {fit['n_groups']} (N, D) groups from {source}"
+    console.print_table(title, ["coefficient", "bootstrap mean" if std else "value", "std", "Li et al. 2025"], rows)
+  table = report["families"]
+  if table is not None:
+    rows = [[f"{r.experts:g}", console.human(r.params), console.human(r.tokens),
+             f"{r.lr_star:.3g} [{r.lr_lo:.3g}, {r.lr_hi:.3g}]", f"{console.human(r.batch_star)} "
+             f"[{console.human(r.batch_lo)}, {console.human(r.batch_hi)}]", f"{r.loss_star:.4f}"]
+            for r in table.itertuples()]  # fmt: skip
+    console.print_table("optimal lr and batch (tokens) per family, 95% intervals", ["E", "N", "D", "lr", "batch",
+                        "loss"], rows)  # fmt: skip
+  if out:
+    with open(out, "w") as f:
+      json.dump({"law": "steplaw", "source": source, "fit": next((r["fit"] for r in report["fits"].values()
+                 if r["fit"]), None), "fits": {str(k): v["fit"] for k, v in report["fits"].items()},
+                 "families": None if table is None else table.to_dict("records")}, f, indent=2)  # fmt: skip
+    click.echo(f"wrote {out}")
+
+
+OPTIMAL_HELP = (
+  "chinchilla, gadre2024: N, D at --budget; krajewski2024: N, D, G at --budget; ludziejewski2025, wang2024: N_act, "
+  "D per E at --budget; clark2022: the best E at --params (fixed D); compute: the budget for a --target loss; "
+  "downstream_power, downstream_ceiling, downstream_tpr: the budget for a --target accuracy; steplaw: lr and batch "
+  "size at --params, --tokens; ludziejewski_lr: Eq. 8's lr at --params (N_act with embeddings) and --experts. "
+  "gadre2024_error and muennighoff2023 have nothing to optimise here."
+)
+
+
 @main.command("optimal")
-@click.option("--law", "law_name", required=True, help="chinchilla, krajewski2024 or ludziejewski2025.")
+@click.option("--law", "law_name", required=True, help=OPTIMAL_HELP)
 @click.option("--fit", "fit_path", metavar="FILE", help="Coefficients from a fit.json written by `mixlaws fit`.")
 @click.option("--published", is_flag=True, help="Use the law's published coefficients.")
 @click.option("--coefficients", "coefficient_set", metavar="NAME", help="Which published set [default: the first].")
-@click.option("--budget", type=float, required=True, help="Training compute in FLOPs, e.g. 1e21.")
+@click.option("--budget", type=float, help="Training compute in FLOPs, e.g. 1e21.")
+@click.option("--params", "n_params", type=float, help="N (steplaw), N_act (clark2022, ludziejewski_lr).")
+@click.option("--tokens", type=float, help="Training tokens D (steplaw).")
+@click.option("--target", type=float, help="Target loss (compute) or accuracy (downstream_*).")
+@click.option("--chance", type=float, default=0.0, show_default=True, help="downstream_*: chance accuracy the fit "
+              "corrected for.")  # fmt: skip
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--memory", metavar="SIZE", help="Memory cap on weights (+ KV cache), e.g. 80GB (ludziejewski2025).")
 @click.option("--kv-tokens", type=float, default=0.0, help="Tokens held in the KV cache (ludziejewski2025).")
 @click.option(
@@ -798,14 +886,22 @@ def fit_command(study, law_name, csv_path, mapping, loss, window, convention, bo
 )
 @click.option("--experts", default="1,2,4,8,16,32", show_default=True, help="Candidate E (ludziejewski2025).")
 @click.option("--expansion-rate", type=int, default=64, show_default=True, help="E of the krajewski2024 law.")
-def optimal_command(law_name, fit_path, published, coefficient_set, budget, memory, kv_tokens, inference_tokens,
-                    experts, expansion_rate) -> None:  # fmt: skip
-  """Compute-optimal N, D (and G or E) for a FLOPs budget, from a fit or published coefficients."""
+def optimal_command(law_name, fit_path, published, coefficient_set, budget, n_params, tokens, target, chance, fmt,
+                    memory, kv_tokens, inference_tokens, experts, expansion_rate) -> None:  # fmt: skip
+  """The optimum of a law (compute-optimal N, D, E or G; a budget for a target; lr and batch size), from a fit
+  or published coefficients, with intervals from the fit's bootstrap."""
   from mixlaws import console
   from mixlaws.fit import laws
   from mixlaws.fit import study as fit_study
 
+  if law_name not in laws.LAWS and law_name not in ("steplaw", "ludziejewski_lr"):
+    _fail(ValueError(f"law: unknown {law_name!r}; expected one of {', '.join(laws.LAWS)}, steplaw, ludziejewski_lr"))
+  if law_name in ("steplaw", "ludziejewski_lr") or law_name in fit_study.OPTIMA:
+    _optimum(law_name, fit_path, published, coefficient_set, budget, n_params, tokens, target, chance, fmt, experts)
+    return
   try:
+    if budget is None:
+      raise ValueError(f"--budget: the {law_name} law allocates a FLOPs budget; give one, e.g. --budget 1e21")
     law = laws.get(law_name)
     if bool(fit_path) == bool(published):
       raise ValueError("give exactly one of --fit FILE or --published")
@@ -837,6 +933,62 @@ def optimal_command(law_name, fit_path, published, coefficient_set, budget, memo
   console.print_table(
     f"{law.name} ({source}) at {budget:.3g} FLOPs", ["E", "G", "N", "N_act", "D", "loss", "memory", "best"], rows
   )
+
+
+def _optimum(law_name, fit_path, published, coefficient_set, budget, n_params, tokens, target, chance, fmt,
+             experts) -> None:  # fmt: skip
+  """`mixlaws optimal` for the laws beyond allocation(): one table (or JSON) with bootstrap intervals."""
+  from mixlaws import console
+  from mixlaws.fit import hparams, laws, steplaw
+  from mixlaws.fit import study as fit_study
+
+  try:
+    if bool(fit_path) == bool(published):
+      raise ValueError("give exactly one of --fit FILE or --published")
+    candidates = tuple(float(e) for e in experts.split(",") if e.strip())
+    if law_name == "ludziejewski_lr":
+      if fit_path or n_params is None:
+        raise ValueError("ludziejewski_lr: Eq. 8 is a published predictor; give --published and --params N_act")
+      out = [{"experts": e, "lr": hparams.ludziejewski_lr(n_params, e)} for e in candidates]
+      out = out[0] if len(out) == 1 else out
+    elif law_name == "steplaw":
+      if n_params is None or tokens is None:
+        raise ValueError("--params and --tokens: the steplaw law needs both (N non-embedding, D tokens)")
+      result = steplaw.load(fit_path) if fit_path else steplaw.PUBLISHED[coefficient_set or "li2025"]
+      out = steplaw.predict(result, n_params, tokens)
+    else:
+      law = laws.get(law_name)
+      result = fit_study.load_fit(fit_path) if fit_path else None
+      if result is not None and result.law != law.name:
+        raise ValueError(f"--fit: {fit_path} holds a {result.law} fit, not {law.name}")
+      if result is None:
+        if not law.published:
+          raise ValueError(f"--published: {law.name} has no published coefficients")
+        result = law.published[coefficient_set or next(iter(law.published))]
+      out = fit_study.optimum(law, result, budget=budget, active_params=n_params, target=target, chance=chance,
+                              experts=candidates)  # fmt: skip
+  except (ValueError, KeyError) as e:
+    _fail(e if isinstance(e, ValueError) else ValueError(f"--coefficients: unknown set {e}"))
+  if fmt == "json":
+    click.echo(json.dumps(out.to_dict("records") if hasattr(out, "to_dict") else out, indent=2))
+  elif law_name == "steplaw":
+    interval = lambda v, f: "" if v is None else f"[{f(v[0])}, {f(v[1])}]"  # noqa: E731
+    console.print_table(f"steplaw at N = {n_params:.3g}, D = {tokens:.3g}", ["quantity", "value", "interval"],
+                        [["lr", f"{out['lr']:.4g}", interval(out["lr_interval"], lambda v: f"{v:.4g}")],
+                         ["batch size (tokens)", console.human(out["batch_size"]),
+                          interval(out["batch_size_interval"], console.human)]])  # fmt: skip
+  elif law_name == "ludziejewski_lr":
+    rows = [[f"{r['experts']:g}", f"{r['lr']:.4g}"] for r in (out if isinstance(out, list) else [out])]
+    console.print_table(f"Ludziejewski et al. 2025 Eq. 8 at N_act = {n_params:.3g}", ["E", "lr"], rows)
+  else:
+    columns = [c for c in out.columns if not c.endswith(("_lo", "_hi")) and c != "best_share"]
+    cell = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)  # noqa: E731
+    rows = [[cell(r[c]) + (f" [{cell(r[c + '_lo'])}, {cell(r[c + '_hi'])}]" if c + "_lo" in out else "")
+             for c in columns] for _, r in out.iterrows()]  # fmt: skip
+    console.print_table(f"{law_name}: {fit_study.OPTIMA[law_name]}", columns, rows)
+    if "best_share" in out:
+      click.echo("best E across bootstrap replicates: " + ", ".join(
+        f"E={e:g} {share:.0%}" for e, share in zip(out["experts"], out["best_share"]) if share))  # fmt: skip
 
 
 @main.command("plot")

@@ -184,6 +184,7 @@ class Study:
   sweep: Sweep
   derived: Mapping[str, Derived] = dataclasses.field(default_factory=dict)
   variant: str | None = None  # set by `load`
+  evaluation: EvalPlan | None = None  # downstream evaluation planned for every run (its cost joins the plan)
 
   @property
   def label(self) -> str:
@@ -546,3 +547,40 @@ def summary(convention: str = "chinchilla") -> list[dict[str, Any]]:
       flops = sum(s.counts.flops(convention) for s in specs)
       rows.append({"study": study.label, "runs": len(specs), "flops": flops, "description": study.description})
   return rows
+
+
+# --------------------------------------------------------------------------------------------
+# Learning-rate × batch-size grids (Li et al. 2025's Step Law; Wang et al. 2024's dense vs MoE optima)
+
+
+def lr_batch_grid(points: Iterable[Point], lrs: Iterable[float | Derived], batches: Iterable[int]) -> Sweep:
+  """Each point (a shape at a budget) at every (train.lr, train.batch_size) pair.
+
+  An lr may be a number or a rule of the resolved config (e.g. a multiple of a size-dependent
+  LR), so one grid spans the same relative range at every size. `batches` count sequences.
+  """
+  lrs, batches = list(lrs), [int(b) for b in batches]
+  if not lrs or not batches:
+    raise ValueError("lr_batch_grid: needs at least one learning rate and one batch size")
+  return [{**p, "train.lr": lr, "train.batch_size": b} for p in points for lr in lrs for b in batches]
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluation cost
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalPlan:
+  """The downstream evaluation a study plans for each run: tasks scored at some checkpoints."""
+
+  tasks: tuple[tuple[str, int, int], ...]  # (task, examples, scored tokens per example: context + every choice)
+  checkpoints: int = 1  # checkpoints evaluated per run
+
+  def tokens(self) -> int:
+    """Tokens scored per checkpoint."""
+    return sum(examples * per_example for _, examples, per_example in self.tasks)
+
+
+def eval_flops(specs: Sequence[RunSpec], plan: EvalPlan, convention: str = "chinchilla") -> float:
+  """Forward-only FLOPs of `plan` over `specs`: a third of a training token's FLOPs (2N of 6N) per token scored."""
+  return sum(plan.checkpoints * plan.tokens() * s.counts.conventions[convention].flops_per_token / 3 for s in specs)

@@ -229,3 +229,68 @@ def joint_multiplier(params: Mapping[str, float], flops: float, experts: float) 
   """Dense (E = 1) compute matching the compute-optimal E-expert MoE's loss at `flops`."""
   target = joint(params, flops, experts).loss
   return compute_multiplier(target, lambda f: joint(params, f, 1).loss, flops)
+
+
+# --- Wang et al. 2024, Clark et al. 2022, compute and downstream laws ------------------------
+
+
+def wang(params: Mapping[str, float], flops: float, experts: float) -> Allocation:
+  """(N_act, D) at fixed E for F = 6·N_act·D: Chinchilla's closed form with A' = A/E^γ (Wang et al. 2024, Eq. 5)."""
+  chin = {"A": params["A"] / experts ** params["gamma"], "alpha": params["alpha"], "B": params["B"],
+          "beta": params["beta"], "E": params["sigma"]}  # fmt: skip
+  a = chinchilla(chin, flops)
+  return dataclasses.replace(a, experts=experts)
+
+
+def gadre(params: Mapping[str, float], flops: float) -> Allocation:
+  """(N, D) for F = 6ND under tied exponents: Chinchilla's closed form with α = β = η (Gadre et al. 2024, Eq. 4)."""
+  p = params
+  return chinchilla({"A": p["A"], "alpha": p["eta"], "B": p["B"], "beta": p["eta"], "E": p["E"]}, flops)
+
+
+def clark_loss(params: Mapping[str, float], active_params: float, experts: float) -> float:
+  """L(N, E) at the fit's fixed D (Clark et al. 2022): ln L = a·ln N + b·ln Ê + c·ln N·ln Ê + d."""
+  p = params
+  ln_n = math.log(active_params)
+  le = math.log(float(laws.expert_transform(experts, p["E_start"], p["E_max"])))
+  return math.exp(p["a"] * ln_n + p["b"] * le + p["c"] * ln_n * le + p["d"])
+
+
+def flops_for_loss(params: Mapping[str, float], target: float) -> float:
+  """C with E + A·C^−α = target (the compute law); raises when the target is at or below the floor E."""
+  if not target > params["E"]:
+    raise ValueError(f"--target: the law's loss never falls to {target:g} (its floor E is {params['E']:.4g})")
+  return (params["A"] / (target - params["E"])) ** (1 / params["alpha"])
+
+
+def neg_log_target(accuracy: float, chance: float = 0.0) -> float:
+  """−ln Acc' of a target accuracy, chance-corrected as the downstream laws are fitted (arXiv 2512.08894)."""
+  if not chance < accuracy <= 1:
+    raise ValueError(f"--target: an accuracy must lie in (chance = {chance:g}, 1], got {accuracy:g}")
+  if accuracy == 1:
+    raise ValueError("--target: accuracy 1 needs infinite compute under a power law")
+  return -math.log((accuracy - chance) / (1 - chance))
+
+
+def downstream_flops(law: str, params: Mapping[str, float], accuracy: float, chance: float = 0.0) -> Allocation:
+  """The least training compute reaching `accuracy` under a downstream law (arXiv 2512.08894).
+
+  Eq. 2: −ln Acc = A·C^−α gives C directly; Eq. 10 (Appendix L) adds the ceiling E; Eq. 4,
+  −ln Acc = A·N^−α + B·D^−β, is Chinchilla's form with no floor, so the compute-optimal (N, D)
+  of F = 6ND is solved for the F whose optimum reaches the target.
+  """
+  y = neg_log_target(accuracy, chance)
+  if law == "downstream_power":
+    return Allocation((params["A"] / y) ** (1 / params["alpha"]), math.nan, math.nan, math.nan, y)
+  if law == "downstream_ceiling":
+    if not y > params["E"]:
+      raise ValueError(
+        f"--target: accuracy {accuracy:g} is above the law's ceiling {math.exp(-params['E']) * (1 - chance) + chance:.4g}"
+      )
+    return Allocation(flops_for_loss(params, y), math.nan, math.nan, math.nan, y)
+  if law == "downstream_tpr":
+    chin = {**params, "E": 0.0}
+    f = lambda ln_c: math.log(chinchilla(chin, math.exp(ln_c)).loss) - math.log(y)  # noqa: E731
+    ln_c = scipy.optimize.brentq(f, math.log(1e6), math.log(1e40), xtol=1e-12)
+    return chinchilla(chin, math.exp(ln_c))
+  raise ValueError(f"law: {law} is not a downstream law")

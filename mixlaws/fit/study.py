@@ -23,6 +23,8 @@ ALIASES = {
   "G": "granularity",
   "U": "unique_tokens",
   "L": "loss",
+  "Acc": "accuracy",
+  "acc": "accuracy",
 }
 
 
@@ -257,3 +259,167 @@ def plot(kind: str, st, study: str, out_dir: str, *, law_name: str = "chinchilla
     table = [allocation(law, result.params, c)[0] for c in grid]
     return plots.optimal(plots.allocation_table(table), out_dir, observed_flops=largest, title=f"{study}: {law.name}")
   raise ValueError(f"--kind: unknown {kind!r}; expected one of {', '.join(plots.KINDS)}")
+
+
+# Laws `mixlaws optimal` answers beyond allocation(): what each optimises, and from which inputs.
+OPTIMA = {
+  "wang2024": "N_act, D at --budget for each candidate E (the best E marked)",
+  "gadre2024": "N, D at --budget",
+  "clark2022": "the loss of each candidate E at --params N_act (the fit's fixed D)",
+  "compute": "the compute-optimal budget C reaching the --target loss",
+  "downstream_power": "the budget C reaching the --target accuracy (chance-corrected with --chance)",
+  "downstream_ceiling": "the budget C reaching the --target accuracy below the ceiling",
+  "downstream_tpr": "the least budget C (and its N, D) reaching the --target accuracy",
+}
+
+
+def _optimum_rows(law: str, p: Mapping[str, float], inputs: Mapping[str, Any]) -> list[dict[str, float]]:
+  """The optimum of one coefficient set, as rows of numbers (one per candidate E where E varies)."""
+
+  def need(name: str, flag: str):
+    if inputs.get(name) is None:
+      raise ValueError(f"{flag}: the {law} law needs it ({OPTIMA[law]})")
+    return inputs[name]
+
+  if law == "wang2024":
+    budget = need("budget", "--budget")
+    return [
+      {"experts": e, "active_params": a.active_params, "tokens": a.tokens, "loss": a.loss}
+      for e in inputs["experts"]
+      for a in (optimal.wang(p, budget, e),)
+    ]
+  if law == "gadre2024":
+    a = optimal.gadre(p, need("budget", "--budget"))
+    return [{"params": a.params, "tokens": a.tokens, "loss": a.loss}]
+  if law == "clark2022":
+    n = need("active_params", "--params")
+    return [{"experts": e, "loss": optimal.clark_loss(p, n, e)} for e in inputs["experts"]]
+  if law == "compute":
+    target = need("target", "--target")
+    return [{"flops": optimal.flops_for_loss(p, target), "loss": target}]
+  target = need("target", "--target")
+  a = optimal.downstream_flops(law, p, target, inputs.get("chance") or 0.0)
+  row = {"flops": a.flops, "accuracy": target}
+  if law == "downstream_tpr":
+    row.update(params=a.params, tokens=a.tokens)
+  return [row]
+
+
+def optimum(law: laws.Law, result: fitter.Fit | Mapping[str, float], **inputs) -> pd.DataFrame:
+  """What `law` optimises (OPTIMA), with percentile intervals over the fit's bootstrap replicates.
+
+  inputs: budget, active_params, target, chance, experts (candidates). Columns `<q>_lo`, `<q>_hi`
+  hold the interval of each quantity q at the fit's `ci`; `best` marks the lowest-loss candidate E,
+  and `best_share` the fraction of replicates whose best E is that row's.
+  """
+  if law.name not in OPTIMA:
+    raise ValueError(f"--law: {law.name} has no optimum here ({', '.join(OPTIMA)} do)")
+  params = result.params if isinstance(result, fitter.Fit) else result
+  inputs = {"experts": (1, 2, 4, 8, 16, 32), **inputs}
+  frame = pd.DataFrame(_optimum_rows(law.name, params, inputs))
+  varies = "experts" in frame and "loss" in frame and len(frame) > 1
+  if varies:
+    frame["best"] = frame["loss"] == frame["loss"].min()
+  samples = result.samples if isinstance(result, fitter.Fit) else None
+  if samples:
+    replicas = []
+    for s in samples:
+      try:
+        replicas.append(pd.DataFrame(_optimum_rows(law.name, s, inputs)))
+      except ValueError:
+        continue  # a replicate whose law never reaches the target: left out of the interval
+    if replicas:
+      lo_q, hi_q = 50 * (1 - result.ci), 50 * (1 + result.ci)
+      for column in frame.columns:
+        if column in ("experts", "best", "accuracy") or (column == "loss" and law.name == "compute"):
+          continue
+        values = np.stack([r[column].to_numpy(np.float64) for r in replicas])
+        frame[f"{column}_lo"] = np.percentile(values, lo_q, axis=0)
+        frame[f"{column}_hi"] = np.percentile(values, hi_q, axis=0)
+      if varies:
+        best = np.array([np.argmin(r["loss"].to_numpy()) for r in replicas])
+        frame["best_share"] = [float(np.mean(best == i)) for i in range(len(frame))]
+      frame.attrs["replicates"] = len(replicas)
+  return frame
+
+
+def steplaw_points(frame: pd.DataFrame, seq_len: int | None = None) -> pd.DataFrame:
+  """CSV points for the Step Law: the batch column counted in tokens (× `seq_len` if it counts sequences)."""
+  if seq_len is not None:
+    if seq_len < 1:
+      raise ValueError(f"--seq-len: must be positive, got {seq_len}")
+    if "batch" in frame:
+      frame = frame.assign(batch=pd.to_numeric(frame["batch"], errors="coerce") * seq_len)
+  return frame
+
+
+def steplaw_from_store(st, study: str, convention: str, loss: str = "final_eval", window: int | float = 0.01):
+  """A study's finished runs as Step Law points: lr, batch in tokens (batch_size × seq_len), experts."""
+  runs = st.final_losses(study, loss=loss, window=window)
+  if runs.empty:
+    raise ValueError(f"study {study}: no finished run has a {loss} loss in the store")
+  frame = points.from_runs(runs, convention)
+  frame["lr"] = runs["lr"].astype(float).to_numpy()
+  frame["batch"] = (runs["batch_size"] * runs["seq_len"]).astype(float).to_numpy()
+  # Runs of one token budget differ slightly in trained tokens (whole steps per batch size): one group.
+  frame["tokens"] = isoflop.snap_budgets(frame["tokens"], per_decade=100)
+  return frame
+
+
+def steplaw_report(frame: pd.DataFrame, *, bootstrap: int = 0, seed: int = 0) -> dict[str, Any]:
+  """The Step Law per family ("all" without an experts column, else E=1, E=8, …) and, where the points
+  hold several families, their per-group optima side by side with intervals (`steplaw.families`)."""
+  from mixlaws.fit import steplaw
+
+  several = "experts" in frame and frame["experts"].nunique() > 1
+  parts = frame.groupby("experts") if several else [("all", frame)]
+  fits = {}
+  for name, part in parts:
+    key = name if name == "all" else f"E={name:g}"
+    try:
+      fits[key] = {"fit": steplaw.fit(part, bootstrap=bootstrap, seed=seed).to_dict(), "error": None}
+    except ValueError as e:
+      fits[key] = {"fit": None, "error": str(e)}
+  if not several and fits["all"]["fit"] is None:
+    raise ValueError(fits["all"]["error"])
+  families = steplaw.families(frame, bootstrap=max(bootstrap, 50), seed=seed) if several else None
+  return {"fits": fits, "families": families}
+
+
+def accuracy_points(frame: pd.DataFrame, chance: float | None, mapping: Mapping[str, str]) -> pd.DataFrame:
+  """CSV points for a downstream law: raw `accuracy` becomes −ln Acc' (chance-corrected); a column that
+  does not look like what it is mapped as is refused, naming it."""
+  if "accuracy" in frame and "neg_log_accuracy" in frame:
+    raise ValueError("--map: map either accuracy=COLUMN (raw) or neg_log_accuracy=COLUMN, not both")
+  if "accuracy" in frame:
+    name = mapping.get("accuracy", "accuracy")
+    acc = pd.to_numeric(frame["accuracy"], errors="coerce").to_numpy(np.float64)
+    floor = chance or 0.0
+    if chance is not None and not 0 <= chance < 1:
+      raise ValueError(f"--chance: must lie in [0, 1), got {chance:g}")
+    if np.any(~np.isfinite(acc)) or np.any(acc > 1) or np.any(acc <= floor):
+      bad = acc[~(np.isfinite(acc) & (acc <= 1) & (acc > floor))][0]
+      raise ValueError(f"column {name}: {bad:g} does not look like an accuracy above chance (every value must "
+                       f"lie in ({floor:g}, 1]; is it a percentage or a loss?)")  # fmt: skip
+    x = next((c for c in ("flops", "params", "tokens") if c in frame), None)
+    # Accuracy rises with scale: a mapped column that falls is an error rate or a loss.
+    if x is not None and frame[x].nunique() > 2 and pd.Series(acc).corr(frame[x].astype(float), method="spearman") < 0:
+      raise ValueError(
+        f"column {name}: falls as {mapping.get(x, x)} grows, as an error rate or a loss does, not an accuracy"
+      )
+    return frame.assign(neg_log_accuracy=laws.neg_log_accuracy(acc, floor))
+  if "neg_log_accuracy" in frame:
+    name = mapping.get("neg_log_accuracy", "neg_log_accuracy")
+    y = pd.to_numeric(frame["neg_log_accuracy"], errors="coerce").to_numpy(np.float64)
+    if np.any(~(y > 0)):
+      raise ValueError(f"column {name}: −ln Acc must be positive; map raw accuracy as accuracy={name} instead")
+    if chance is not None:
+      raise ValueError("--chance: converts raw accuracy; map it as accuracy=COLUMN (neg_log_accuracy is converted)")
+    x = next((c for c in ("flops", "params", "tokens") if c in frame), None)
+    # Accuracy rises with scale, so −ln Acc falls: a mapped column that rises is raw accuracy.
+    if x is not None and frame[x].nunique() > 2 and pd.Series(y).corr(frame[x].astype(float), method="spearman") > 0:
+      raise ValueError(f"column {name}: rises with {mapping.get(x, x)}, as raw accuracy does, not −ln Acc; "
+                       f"map it as accuracy={name} (with --chance)")  # fmt: skip
+    return frame
+  raise ValueError("--map: a downstream law needs accuracy=COLUMN (raw accuracy, with --chance) or "
+                   "neg_log_accuracy=COLUMN")  # fmt: skip
