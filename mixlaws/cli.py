@@ -501,6 +501,41 @@ def bench_model(config_path, overrides, rounds, only, out_dir) -> None:
   _write_bench("model", report, out_dir)
 
 
+@bench_group.command("select")
+@click.option("--tasks", "task_names", default=",".join(("farseer", "data_con", "vocab", "parallel", "lr_bsz",
+              "sparsity")), show_default=True, help="ScaleBench tasks shipped with mixlaws.")  # fmt: skip
+@click.option("--task", "task_dir", metavar="DIR", help="Any folder with train.parquet and test.parquet instead.")
+@click.option("--law", "law_name", help="--task: the law to fit (e.g. farseer, chinchilla).")
+@click.option(
+  "--map", "mapping", default="", metavar="NAME=COL,...", help="--task: law columns, e.g. N=N,D=D,loss=loss."
+)
+@click.option("--cost", default="", metavar="EXPR", help="--task: cost of a run, e.g. 6*N*D (numbers and columns).")
+@click.option("--seeds", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--out", "out_dir", default="bench", show_default=True, help="Directory for select.json and select.md.")
+def bench_select(task_names, task_dir, law_name, mapping, cost, seeds, out_dir) -> None:
+  """Target-region R² at 1/5/10% of the pool's cost: variance-per-FLOP selection vs random and cheapest-first."""
+  import os
+
+  from mixlaws.bench import select
+  from mixlaws.fit import study as fit_study
+
+  try:
+    if task_dir:
+      if not (law_name and mapping and cost):
+        raise ValueError("--task: needs --law, --map and --cost")
+      tasks = [select.Task(os.path.basename(os.path.normpath(task_dir)), "", law_name, fit_study.parse_map(mapping),
+                           cost)]  # fmt: skip
+    else:
+      unknown = [t for t in task_names.split(",") if t not in select.TASKS]
+      if unknown:
+        raise ValueError(f"--tasks: unknown {', '.join(unknown)}; expected some of {', '.join(select.TASKS)}")
+      tasks = [select.TASKS[t] for t in task_names.split(",")]
+    report = select.run(tasks, seeds=seeds, folder=task_dir, log=lambda line: click.echo(line, err=True))
+  except ValueError as e:
+    _fail(e)
+  _write_bench("select", report, out_dir, markdown=select.markdown(report))
+
+
 BACKENDS = ("local", "local-multihost", "tpu-vm", "xpk")
 
 
@@ -772,6 +807,54 @@ def fit_command(study, law_name, csv_path, mapping, loss, window, convention, bo
     with open(out, "w") as f:
       json.dump({**report, "source": source}, f, indent=2)
     click.echo(f"wrote {out}")
+
+
+@main.command("next")
+@click.argument("study")
+@click.option("--variant", default=None, help="A variant of the study, e.g. tiny.")
+@click.option("--law", "law_name", required=True, help=LAW_HELP)
+@click.option("--target", "target_text", default="loss", show_default=True,
+              help="loss (at the largest planned budget), optimal:C (e.g. optimal:1e21) or coef:NAME.")  # fmt: skip
+@click.option("-k", "k", type=click.IntRange(min=1), default=4, show_default=True, help="Runs to propose.")
+@click.option("--budget", type=float, default=None, help="FLOPs the proposed runs may spend [default: the rest].")
+@click.option("--convention", type=click.Choice(config_lib.FLOPS_CONVENTIONS),
+              help="Counting convention of N and FLOPs [default: the law's own].")  # fmt: skip
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@store_options
+def next_command(study, variant, law_name, target_text, k, budget, convention, seed, fmt, root, store_path) -> None:
+  """The next K planned runs of STUDY that most shrink the target's variance per FLOP (Laplace, V-optimal)."""
+  import os
+
+  import pandas as pd
+
+  from mixlaws import adaptive, console, registry, store
+  from mixlaws.fit import laws
+  from mixlaws.fit import study as fit_study
+
+  try:
+    law = laws.get(law_name)
+    convention = convention or law.convention or "chinchilla"
+    specs = registry.expand(study, variant)
+    label = specs[0].study
+    done = pd.DataFrame({"label": [], "loss": []})  # nothing finished yet
+    if os.path.exists(store_path or store.default_path(root)):
+      with _open_store(root, store_path) as st:
+        if not st.final_losses(label).empty:
+          done = fit_study.from_store(st, label, convention, "final_eval", store.parse_window("0.01"))
+    frame = adaptive.observe(adaptive.pool(specs, convention), done)
+    chosen, summary = adaptive.propose(law, frame, target_text, k, budget, seed=seed)
+  except ValueError as e:
+    _fail(e)
+  if fmt == "json":
+    click.echo(json.dumps({"study": label, **summary, "runs": chosen.to_dict(orient="records")}, indent=2))
+    return
+  why = {"cheapest": "cheapest first (too few runs to fit)", "variance": "target variance per FLOP"}
+  rows = [[r.run_id, f"{r.flops:.3g}", why[r.reason], f"{r.variance_after:.3g}"] for r in chosen.itertuples()]
+  console.print_table(f"{label}: next {len(rows)} run(s) for {summary['target']}",
+                      ["run id", "FLOPs", "chosen by", "target variance after"], rows)  # fmt: skip
+  click.echo(f"{summary['observed']} of {summary['pool']} runs done; target variance now {summary['variance_now']:.3g}; "
+             f"proposed FLOPs {summary['flops_chosen']:.3g}")  # fmt: skip
 
 
 @main.command("optimal")

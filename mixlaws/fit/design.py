@@ -229,17 +229,17 @@ class Proposal:
 def target_gradient(
   sp: Space, theta: np.ndarray, target: Mapping[str, np.ndarray] | Callable[[np.ndarray], float]
 ) -> np.ndarray:
-  """G: the Jacobian of the predictions at target columns, or the (central-difference) gradient of a scalar."""
+  """G: the Jacobian of the predictions at target columns, or the central-difference Jacobian of a function of θ."""
   if isinstance(target, Mapping):
     return jacobian(sp.law, theta, target)
   step = 1e-5 * np.maximum(np.abs(theta), 1e-2)
-  grad = np.empty(len(theta))
+  rows = []
   for i in range(len(theta)):
     up, down = theta.copy(), theta.copy()
     up[i] += step[i]
     down[i] -= step[i]
-    grad[i] = (target(up) - target(down)) / (2 * step[i])
-  return grad[None, :]
+    rows.append((np.atleast_1d(target(up)) - np.atleast_1d(target(down))) / (2 * step[i]))
+  return np.stack(rows, axis=1)  # (targets, parameters)
 
 
 def propose(
