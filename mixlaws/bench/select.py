@@ -25,6 +25,7 @@ from mixlaws.fit import design, laws
 DATA = os.path.join(os.path.dirname(__file__), "scalebench")
 BUDGETS = (0.01, 0.05, 0.10)
 METHODS = ("variance", "random", "cheapest")
+COST_POWER = 0.4  # gain / cost^0.4, ScaleBench mspe.py COST_EXP
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,14 +177,20 @@ def _pick(method: str, g: Group, observed: np.ndarray, left: float, rng, theta, 
     return [int(rng.choice(affordable))]
   if method == "cheapest":
     return [int(affordable[np.argmin(sp.cost[affordable])])]
-  return design.propose(sp, observed, g.target, batch, left, rng, theta=theta).indices
+  return design.propose(sp, observed, g.target, batch, left, rng, theta=theta, cost_power=COST_POWER).indices
 
 
-def run_seed(groups: Sequence[Group], method: str, seed: int, budgets=BUDGETS, starts: int = 8) -> list[float]:
-  """R² on the target after spending each budget share of every group's pool cost (cumulative)."""
+def run_seed(groups: Sequence[Group], method: str, seed: int, budgets=BUDGETS, starts: int = 32) -> list[float]:
+  """R² on the target after spending each budget share of every group's pool cost (cumulative).
+
+  Every method's law is fitted the same way at each budget: `starts` random starts plus the previous fit.
+  The variance method also refits while choosing, whenever its runs have grown by a quarter (the
+  linearisation moves little in between), from the previous fit and a few random starts.
+  """
   rngs = [np.random.default_rng(seed * 100_000 + i) for i in range(len(groups))]
   observed = [np.zeros(g.space.n, bool) for g in groups]
   thetas: list[np.ndarray | None] = [None] * len(groups)
+  fitted_at = [0] * len(groups)
   out = []
   for share in budgets:
     preds, ys = [], []
@@ -193,24 +200,27 @@ def run_seed(groups: Sequence[Group], method: str, seed: int, budgets=BUDGETS, s
       batch = max(1, len(sp.law.params) // 2)
       while True:
         left = cap - sp.cost[observed[i]].sum()
-        picks = _pick(method, g, observed[i], left, rng, thetas[i] if observed[i].any() else None, batch)
+        picks = _pick(method, g, observed[i], left, rng, thetas[i], batch)
         if not picks:
           break
         observed[i][picks] = True
-        if method == "variance" and observed[i].sum() >= len(sp.law.params):
+        n_obs = int(observed[i].sum())
+        if method == "variance" and n_obs >= len(sp.law.params) and n_obs >= 1.25 * fitted_at[i]:
           warm = [] if thetas[i] is None else [thetas[i]]
-          thetas[i], _ = design.fit(sp, observed[i], rng, starts=2 if warm else starts, warm=warm)
+          thetas[i], _ = design.fit(sp, observed[i], rng, starts=4 if warm else starts, warm=warm)
+          fitted_at[i] = n_obs
       if not observed[i].any():
         continue
       warm = [] if thetas[i] is None else [thetas[i]]
       thetas[i], _ = design.fit(sp, observed[i], rng, starts=starts, warm=warm)
+      fitted_at[i] = int(observed[i].sum())
       preds.append(design.predict(sp.law, thetas[i], g.target))
       ys.append(g.y_test)
     out.append(r_squared(np.concatenate(ys), np.concatenate(preds)) if preds else -1.0)
   return out
 
 
-def run_all_data(groups: Sequence[Group], seed: int, starts: int = 8) -> float:
+def run_all_data(groups: Sequence[Group], seed: int, starts: int = 32) -> float:
   preds, ys = [], []
   for i, g in enumerate(groups):
     theta, _ = design.fit(g.space, np.ones(g.space.n, bool), np.random.default_rng(seed * 100_000 + i), starts=starts)

@@ -33,9 +33,9 @@ import scipy.optimize
 
 from mixlaws.fit.laws import Law
 
-# σ² prior of mspe.py (SIGMA2_A0, SIGMA2_B0): an inverse-gamma that keeps σ² positive with few runs.
+# σ² prior of mspe.py: inverse-gamma with shape SIGMA2_A0 and scale SIGMA2_A0 × Var(y) (there over the
+# whole pool; here over the observed runs, which is all a sweep has).
 SIGMA2_A0 = 2.0
-SIGMA2_B0 = 1e-6
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,9 +148,10 @@ def fit(sp: Space, observed: np.ndarray, rng: np.random.Generator, starts: int =
   return best, 2.0 * best_cost / max(int(observed.sum()), 1)
 
 
-def sigma2(mse: float, n_obs: int) -> float:
+def sigma2(mse: float, n_obs: int, y_var: float) -> float:
   """Posterior-mean noise variance under the inverse-gamma prior (mspe.py `bayesian_sigma2`)."""
-  return (SIGMA2_B0 + n_obs * mse / 2.0) / (SIGMA2_A0 + n_obs / 2.0 - 1.0)
+  b0 = SIGMA2_A0 * max(y_var, 1e-12)
+  return (b0 + n_obs * mse / 2.0) / (SIGMA2_A0 + n_obs / 2.0 - 1.0)
 
 
 def covariance(j_obs: np.ndarray, noise: float, prior_precision: np.ndarray) -> np.ndarray:
@@ -161,9 +162,13 @@ def covariance(j_obs: np.ndarray, noise: float, prior_precision: np.ndarray) -> 
   return (v / w) @ v.T
 
 
-def prior_precision(sp: Space) -> np.ndarray:
-  """P₀: each parameter's prior std a quarter of its box."""
-  return 1.0 / ((sp.hi - sp.lo) / 4.0) ** 2
+def prior_precision(sp: Space, theta: np.ndarray) -> np.ndarray:
+  """P₀: each parameter's prior std a quarter of its box, in log space for a positive box (as mspe.py),
+  carried to θ's own scale at the fit (std of θ ≈ θ·std of ln θ)."""
+  positive = sp.lo > 0
+  std = np.where(positive, np.abs(theta) * np.log(np.where(positive, sp.hi / np.where(positive, sp.lo, 1.0), 1.0)),
+                 sp.hi - sp.lo) / 4.0  # fmt: skip
+  return 1.0 / np.maximum(std, 1e-300) ** 2
 
 
 def greedy(
@@ -175,11 +180,13 @@ def greedy(
   k: int,
   budget: float,
   weights: np.ndarray | None = None,
+  cost_power: float = 1.0,
 ) -> tuple[list[int], list[float]]:
-  """Greedy V-optimal picks per unit cost among candidate rows `j_cand`; returns (indices, variance after each).
+  """Greedy V-optimal picks per cost^cost_power among candidate rows `j_cand`; returns (indices, variance after each).
 
   sigma: parameter covariance; g: target gradients (one row per target quantity); weights: per target
   row (default the mean). Each pick updates Σ by Sherman-Morrison, so later picks see the earlier ones.
+  cost_power 1 ranks by variance removed per FLOP; ScaleBench's MSPE divides by cost^0.4 (COST_EXP).
   """
   w = np.full(len(g), 1.0 / len(g)) if weights is None else np.asarray(weights, np.float64)
   sigma = sigma.copy()
@@ -192,7 +199,7 @@ def greedy(
     sj = j_cand @ sigma  # (n, p): Σ j per candidate
     gsj = g @ sj.T  # (t, n)
     gain = (w[:, None] * gsj**2).sum(0) / (noise + np.einsum("np,np->n", sj, j_cand))
-    score = np.where(ok, gain / cost, -np.inf)
+    score = np.where(ok, gain / cost**cost_power, -np.inf)
     i = int(np.argmax(score))
     s = sj[i]
     sigma = sigma - np.outer(s, s) / (noise + s @ j_cand[i])
@@ -252,6 +259,7 @@ def propose(
   theta: np.ndarray | None = None,
   starts: int = 8,
   init_share: float = 0.02,
+  cost_power: float = 1.0,
 ) -> Proposal:
   """The next ≤ k runs (pool indices) within `budget` that most shrink the target's variance per cost.
 
@@ -275,15 +283,17 @@ def propose(
   else:
     pred = predict(sp.law, theta, {c: v[observed] for c, v in sp.x.items()})
     mse = float(np.mean((_residual_space(sp.law, pred) - _residual_space(sp.law, sp.y[observed])) ** 2))
-  noise = sigma2(mse, int(observed.sum()))
+  noise = sigma2(mse, int(observed.sum()), float(np.var(_residual_space(sp.law, sp.y[observed]))))
   j_all = jacobian(sp.law, theta, sp.x)
   if sp.law.residual == "log":
     j_all = j_all / predict(sp.law, theta, sp.x)[:, None]
   j_all = np.where(np.isfinite(j_all), j_all, 0.0)
-  sigma = covariance(j_all[observed], noise, prior_precision(sp))
+  sigma = covariance(j_all[observed], noise, prior_precision(sp, theta))
   g = np.atleast_2d(target_gradient(sp, theta, target))
   g = np.where(np.isfinite(g), g, 0.0)
   variance_now = float(np.mean(np.einsum("tp,pq,tq->t", g, sigma, g)))
   cand = np.flatnonzero(~observed)
-  picks, after = greedy(sigma, g, j_all[cand], sp.cost[cand], noise, k, budget)
+  picks, after = greedy(
+    sigma, g, j_all[cand], sp.cost[cand] / sp.cost.mean(), noise, k, budget / sp.cost.mean(), cost_power=cost_power
+  )
   return Proposal([int(cand[i]) for i in picks], variance_now, after, theta, "variance")
