@@ -6,8 +6,9 @@ selection maths in mixlaws.fit.design.
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -138,3 +139,50 @@ def simulate(
     frame.loc[idx, law.target] = losses[idx]
     spent += float(chosen["flops"].sum())
   return frame[law.target].notna().to_numpy()
+
+
+def finished(root: str, study: str, convention: str, store_path: str | None = None) -> pd.DataFrame:
+  """The study's finished runs (collected into the store first) as fitting points; empty when none."""
+
+  from mixlaws import collect, store, sweep
+  from mixlaws.fit import points
+
+  empty = pd.DataFrame({"label": [], "loss": []})
+  if not sweep.study_dir(root, study).exists():
+    return empty
+  collect.collect(root, study, store_path)
+  with store.Store(store_path or store.default_path(root), create=False) as st:
+    runs = st.final_losses(study)
+  return empty if runs.empty else points.from_runs(runs, convention)
+
+
+def run_adaptive(
+  specs: Sequence,
+  law: laws.Law,
+  target_text: str,
+  budget: float,
+  train: Callable[[list], None],
+  root: str,
+  k: int = 4,
+  convention: str | None = None,
+  seed: int = 0,
+  echo: Callable[[str], None] = print,
+) -> pd.DataFrame:
+  """Propose (`propose`), train (`train(specs)`), collect and refit until `budget` FLOPs are spent or
+  nothing affordable is left; returns every round's choices (round, run_id, flops, reason)."""
+  convention = convention or law.convention or "chinchilla"
+  label = specs[0].study
+  by_id = {spec.run_id: spec for spec in specs}
+  plan = pool(specs, convention)
+  rounds = []
+  for round_ in itertools.count():
+    frame = observe(plan, finished(root, label, convention))
+    spent = float(frame.loc[frame[law.target].notna(), "flops"].sum())
+    chosen, summary = propose(law, frame, target_text, k, budget - spent, seed=seed)
+    if chosen.empty:
+      echo(f"adaptive: {spent:.3g} of {budget:.3g} FLOPs spent on {summary['observed']} runs; nothing more fits")
+      break
+    echo(f"adaptive round {round_}: {len(chosen)} run(s), {chosen['flops'].sum():.3g} FLOPs, by {chosen['reason'][0]}")
+    train([by_id[r] for r in chosen["run_id"]])
+    rounds.append(chosen.assign(round=round_))
+  return pd.concat(rounds, ignore_index=True) if rounds else pd.DataFrame(columns=["round", "run_id", "flops"])

@@ -569,14 +569,22 @@ BACKENDS = ("local", "local-multihost", "tpu-vm", "xpk")
 @click.option("--cluster", default="", help="xpk: the GKE cluster.")
 @click.option("--docker-image", default="python:3.11", show_default=True, help="xpk: the workloads' image.")
 @click.option("--max-restarts", type=int, default=10, show_default=True, help="xpk: restarts after preemptions.")
+@click.option("--adaptive", is_flag=True, help="local: train what `mixlaws next` proposes, refit, repeat to --budget.")
+@click.option("--budget", type=float, help="--adaptive: training FLOPs to spend in all (finished runs count).")
+@click.option("--law", "law_name", default="chinchilla", show_default=True, help="--adaptive: the law to fit.")
+@click.option("--target", "target_text", default="loss", show_default=True, help="--adaptive: as `mixlaws next`.")
 def run_command(study, variant, filter_text, backend, root, retry_failed, stale_after, dry_run, workers, no_progress,
                 processes, devices_per_process, accelerator_type, slices, project, zone, name, package, pack_chips,
-                poll, runtime_version, provisioning, cluster, docker_image, max_restarts) -> None:  # fmt: skip
+                poll, runtime_version, provisioning, cluster, docker_image, max_restarts, adaptive, budget, law_name,
+                target_text) -> None:  # fmt: skip
   """Queue STUDY's runs under ROOT (once) and start workers on a backend; rerun it after any failure."""
   from mixlaws import registry, sweep
   from mixlaws.launch import common, local, local_multihost, tpu_vm, xpk
 
   options = common.WorkerOptions(retry_failed, sweep.STALE_AFTER if stale_after is None else stale_after)
+  if adaptive:
+    _run_adaptive(study, variant, filter_text, backend, root, workers, options, budget, law_name, target_text)
+    return
   try:
     specs = registry.expand(study, variant, filter_text)
     if not specs:
@@ -615,6 +623,33 @@ def run_command(study, variant, filter_text, backend, root, retry_failed, stale_
   except ValueError as e:
     _fail(e)
   sys.exit(code)
+
+
+def _run_adaptive(study, variant, filter_text, backend, root, workers, options, budget, law_name, target_text) -> None:
+  """`run --adaptive`: rounds of `next`, each trained by local workers, until the budget is spent."""
+  from mixlaws import adaptive, registry, sweep
+  from mixlaws.fit import laws
+  from mixlaws.launch import local
+
+  def train(chosen) -> None:
+    sweep.enqueue(chosen, root)
+    code = local.launch(local.commands(label, root, workers, options), label, root, options, display=False,
+                        echo=click.echo)  # fmt: skip
+    if code:
+      raise ValueError(f"--adaptive: the workers exited with {code}; `mixlaws status {label}` shows why")
+
+  try:
+    if backend != "local":
+      raise ValueError("--adaptive: runs on the local backend")
+    if not budget or budget <= 0:
+      raise ValueError("--budget: --adaptive needs a positive FLOPs budget")
+    specs = registry.expand(study, variant, filter_text)
+    if not specs:
+      raise ValueError(f"--filter: no run of {study} passes {filter_text!r}")
+    label = specs[0].study
+    adaptive.run_adaptive(specs, laws.get(law_name), target_text, budget, train, root, echo=click.echo)
+  except ValueError as e:
+    _fail(e)
 
 
 @main.command("worker")
@@ -850,10 +885,11 @@ def next_command(study, variant, law_name, target_text, k, budget, convention, s
     click.echo(json.dumps({"study": label, **summary, "runs": chosen.to_dict(orient="records")}, indent=2))
     return
   why = {"cheapest": "cheapest first (too few runs to fit)", "variance": "target variance per FLOP"}
-  rows = [[r.run_id, f"{r.flops:.3g}", why[r.reason], f"{r.variance_after:.3g}"] for r in chosen.itertuples()]
+  shown = lambda v: "—" if v != v else f"{v:.3g}"  # noqa: E731  (NaN: no fit yet)
+  rows = [[r.run_id, f"{r.flops:.3g}", why[r.reason], shown(r.variance_after)] for r in chosen.itertuples()]
   console.print_table(f"{label}: next {len(rows)} run(s) for {summary['target']}",
                       ["run id", "FLOPs", "chosen by", "target variance after"], rows)  # fmt: skip
-  click.echo(f"{summary['observed']} of {summary['pool']} runs done; target variance now {summary['variance_now']:.3g}; "
+  click.echo(f"{summary['observed']} of {summary['pool']} runs done; target variance now {shown(summary['variance_now'])}; "
              f"proposed FLOPs {summary['flops_chosen']:.3g}")  # fmt: skip
 
 

@@ -197,7 +197,7 @@ def run_seed(groups: Sequence[Group], method: str, seed: int, budgets=BUDGETS, s
     for i, g in enumerate(groups):
       sp, rng = g.space, rngs[i]
       cap = share * sp.cost.sum()
-      batch = max(1, len(sp.law.params) // 2)
+      batch = max(4, len(sp.law.params) // 2)
       while True:
         left = cap - sp.cost[observed[i]].sum()
         picks = _pick(method, g, observed[i], left, rng, thetas[i], batch)

@@ -24,6 +24,15 @@ def simulated_losses(plan):
   return clean * np.exp(np.random.default_rng(0).normal(0, 0.005, len(plan)))
 
 
+def write_finished(root, spec, loss):
+  """A run dir as a worker leaves it: config, one final eval loss, status done."""
+  run = rundir.RunDir(root / spec.study / spec.run_id)
+  run.write_config(spec.record())
+  steps, tokens = spec.counts.steps, spec.counts.tokens
+  run.write_metrics([{"step": steps, "tokens": tokens, "flops": 1.0, "split": "eval", "loss": float(loss)}], 0)
+  run.write_status("done", step=steps)
+
+
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
   """The 30 cheapest runs of the tiny study written as finished run dirs and collected."""
@@ -32,14 +41,8 @@ def finished(tmp_path_factory):
   plan = adaptive.pool(specs, LAW.convention)
   loss = simulated_losses(plan)
   done = set(np.argsort(plan["flops"].to_numpy(), kind="stable")[:30])
-  for i, spec in enumerate(specs):
-    if i not in done:
-      continue
-    run = rundir.RunDir(root / spec.study / spec.run_id)
-    run.write_config(spec.record())
-    steps, tokens = spec.counts.steps, spec.counts.tokens
-    run.write_metrics([{"step": steps, "tokens": tokens, "flops": 1.0, "split": "eval", "loss": float(loss[i])}], 0)
-    run.write_status("done", step=steps)
+  for i in sorted(done):
+    write_finished(root, specs[i], loss[i])
   collect.collect(root, specs[0].study)
   return root, plan, done
 
@@ -101,3 +104,24 @@ def test_simulate_spends_within_its_share():
   bought = adaptive.simulate(LAW, plan, simulated_losses(plan), "loss", share=0.1, batch=8)
   spent = plan["flops"][bought].sum() / plan["flops"].sum()
   assert 0.05 < spent <= 0.1 and bought.sum() >= 2.5 * len(LAW.params)
+
+
+def test_run_adaptive_trains_rounds_until_the_budget_is_spent(tmp_path):
+  specs = [s for s in registry.expand(STUDY, VARIANT) if s.config.moe.expansion_rate == 64]
+  plan = adaptive.pool(specs, LAW.convention)
+  loss = dict(zip(plan["run_id"], simulated_losses(plan)))
+  trained = []
+
+  def train(chosen):  # stands in for the local workers: each chosen run finishes with the law's loss
+    trained.append([spec.run_id for spec in chosen])
+    for spec in chosen:
+      write_finished(tmp_path, spec, loss[spec.run_id])
+
+  budget = 0.3 * plan["flops"].sum()
+  rounds = adaptive.run_adaptive(specs, LAW, "loss", budget, train, str(tmp_path), k=6, echo=lambda line: None)
+  assert len(trained) == rounds["round"].nunique() >= 3
+  ids = [r for batch in trained for r in batch]
+  assert len(ids) == len(set(ids))  # no run is trained twice
+  spent = plan.set_index("run_id").loc[ids, "flops"].sum()
+  assert 0.2 * plan["flops"].sum() < spent <= budget
+  assert set(rounds["reason"]) == {"cheapest", "variance"}  # cheap start, then variance per FLOP
