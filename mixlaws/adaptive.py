@@ -88,7 +88,13 @@ def target(law: laws.Law, frame: pd.DataFrame, text: str, theta: np.ndarray | No
 
 
 def propose(
-  law: laws.Law, frame: pd.DataFrame, target_text: str, k: int, budget: float | None, seed: int = 0
+  law: laws.Law,
+  frame: pd.DataFrame,
+  target_text: str,
+  k: int,
+  budget: float | None,
+  seed: int = 0,
+  cost_power: float = 1.0,
 ) -> tuple[pd.DataFrame, dict]:
   """The next ≤ k runs of `frame` (the plan with measured losses, NaN = not run) and a summary of why."""
   if law.target not in frame:
@@ -101,7 +107,7 @@ def propose(
   if observed.sum() >= len(law.params):
     theta, _ = design.fit(sp, observed, rng)
   goal, description = target(law, frame, target_text, theta)
-  proposal = design.propose(sp, observed, goal, k, budget, rng, theta=theta)
+  proposal = design.propose(sp, observed, goal, k, budget, rng, theta=theta, cost_power=cost_power)
   chosen = frame.iloc[proposal.indices][["run_id", "flops"]].copy()
   chosen["reason"] = proposal.reason
   chosen["variance_after"] = proposal.variance_after
@@ -124,6 +130,7 @@ def simulate(
   share: float,
   batch: int = 4,
   seed: int = 0,
+  cost_power: float = 1.0,
 ) -> np.ndarray:
   """Adaptive selection against known losses: propose, 'train' (reveal the loss), repeat until `share` of
   the pool's FLOPs is spent; returns the mask of runs bought. What `run --adaptive` does, without training."""
@@ -132,7 +139,7 @@ def simulate(
   budget = share * float(plan["flops"].sum())
   spent = 0.0
   while True:
-    chosen, _ = propose(law, frame, target_text, batch, budget - spent, seed=seed)
+    chosen, _ = propose(law, frame, target_text, batch, budget - spent, seed=seed, cost_power=cost_power)
     if chosen.empty:
       break
     idx = frame.index[frame["run_id"].isin(chosen["run_id"])]

@@ -511,8 +511,10 @@ def bench_model(config_path, overrides, rounds, only, out_dir) -> None:
 )
 @click.option("--cost", default="", metavar="EXPR", help="--task: cost of a run, e.g. 6*N*D (numbers and columns).")
 @click.option("--seeds", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--krajewski-seeds", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Also the simulated krajewski2024 sweep (G and N at 1e21 from 25% of its FLOPs), this many seeds.")  # fmt: skip
 @click.option("--out", "out_dir", default="bench", show_default=True, help="Directory for select.json and select.md.")
-def bench_select(task_names, task_dir, law_name, mapping, cost, seeds, out_dir) -> None:
+def bench_select(task_names, task_dir, law_name, mapping, cost, seeds, krajewski_seeds, out_dir) -> None:
   """Target-region R² at 1/5/10% of the pool's cost: variance-per-FLOP selection vs random and cheapest-first."""
   import os
 
@@ -526,11 +528,15 @@ def bench_select(task_names, task_dir, law_name, mapping, cost, seeds, out_dir) 
       tasks = [select.Task(os.path.basename(os.path.normpath(task_dir)), "", law_name, fit_study.parse_map(mapping),
                            cost)]  # fmt: skip
     else:
-      unknown = [t for t in task_names.split(",") if t not in select.TASKS]
+      names = [t for t in task_names.split(",") if t]
+      unknown = [t for t in names if t not in select.TASKS]
       if unknown:
         raise ValueError(f"--tasks: unknown {', '.join(unknown)}; expected some of {', '.join(select.TASKS)}")
-      tasks = [select.TASKS[t] for t in task_names.split(",")]
-    report = select.run(tasks, seeds=seeds, folder=task_dir, log=lambda line: click.echo(line, err=True))
+      tasks = [select.TASKS[t] for t in names]
+    log = lambda line: click.echo(line, err=True)  # noqa: E731
+    report = select.run(tasks, seeds=seeds, folder=task_dir, log=log)
+    if krajewski_seeds:
+      report["krajewski2024"] = select.krajewski_check(seeds=krajewski_seeds, log=log)
   except ValueError as e:
     _fail(e)
   _write_bench("select", report, out_dir, markdown=select.markdown(report))

@@ -273,4 +273,60 @@ def markdown(report: dict[str, Any]) -> str:
         ref = f"10%: {paper[f'{method}_10']:.2f}"
       all_cell = f"{e['all']['mean']:.3f} / {paper.get('all', float('nan')):.2f}" if method == "variance" else ""
       lines.append(f"| {name} | {e['law']} | {method} | {' | '.join(cells)} | {ref} | {all_cell} |")
+  k = report.get("krajewski2024")
+  if k:
+    lines += [
+      "",
+      f"## Simulated krajewski2024 sweep ({k['pool_runs']} runs with E = 64, Table 1 law × exp(N(0, {k['noise']})))",
+      "",
+      f"Compute-optimal allocation at C = {k['flops']:.0e}: truth G = {k['truth']['G']}, N = {k['truth']['N']:.3g}. "
+      f"Over {len(k['seeds'])} seeds, selection spending at most {k['max_flops_share']:.1%} of the pool's FLOPs:",
+      "",
+      "| fit on | G right | mean abs ln N error |",
+      "|---|---|---|",
+      f"| whole pool | {k['G_right_all']}/{len(k['seeds'])} | {k['mean_abs_ln_N_error_all']:.3f} |",
+      f"| selected runs | {k['G_right_selected']}/{len(k['seeds'])} | {k['mean_abs_ln_N_error_selected']:.3f} |",
+    ]
   return "\n".join(lines) + "\n"
+
+
+def krajewski_check(
+  seeds: int = 8, noise: float = 0.01, share: float = 0.25, flops: float = 1e21, log=lambda s: None
+) -> dict[str, Any]:
+  """Simulated sweep of the krajewski2024 study (its E = 64 runs): losses from Krajewski et al. 2024's
+  Table 1 law times exp(N(0, noise)); the compute-optimal G and N at `flops` from a fit on the whole pool
+  against a fit on what adaptive selection buys with `share` of the pool's FLOPs."""
+  from mixlaws import adaptive, registry
+  from mixlaws.fit import optimal
+
+  law = laws.KRAJEWSKI2024
+  plan = adaptive.pool(registry.expand("krajewski2024"), law.convention)
+  plan = plan[plan["experts"] == 64].reset_index(drop=True)
+  truth = law.published["table1"]
+  best = optimal.krajewski(truth, flops)
+  clean = design.predict(law, np.array([law.fitting(truth)[p] for p in law.params]), plan)
+
+  def allocate(mask, y, seed):
+    sp = design.space(law, plan.assign(loss=np.where(mask, y, np.nan)), plan["flops"].to_numpy())
+    theta, _ = design.fit(sp, mask, np.random.default_rng(seed), starts=16)
+    a = optimal.krajewski(law.natural(dict(zip(law.params, theta))), flops)
+    return a.granularity, a.params
+
+  rows = []
+  for seed in range(seeds):
+    y = clean * np.exp(np.random.default_rng(seed).normal(0, noise, len(clean)))
+    g_all, n_all = allocate(np.ones(len(y), bool), y, seed)
+    mask = adaptive.simulate(law, plan, y, f"optimal:{flops:g}", share, batch=4, seed=seed)
+    g_sel, n_sel = allocate(mask, y, seed)
+    rows.append({"seed": seed, "G_all": g_all, "N_all": n_all, "G_selected": g_sel, "N_selected": n_sel,
+                 "runs": int(mask.sum()), "flops_share": float(plan["flops"][mask].sum() / plan["flops"].sum())})  # fmt: skip
+    log(f"krajewski2024 seed {seed}: {rows[-1]}")
+  err = lambda key: float(np.mean([abs(np.log(r[key] / best.params)) for r in rows]))  # noqa: E731
+  return {
+    "pool_runs": len(plan), "noise": noise, "share": share, "flops": flops,
+    "truth": {"G": best.granularity, "N": best.params},
+    "G_right_all": sum(r["G_all"] == best.granularity for r in rows),
+    "G_right_selected": sum(r["G_selected"] == best.granularity for r in rows),
+    "mean_abs_ln_N_error_all": round(err("N_all"), 4), "mean_abs_ln_N_error_selected": round(err("N_selected"), 4),
+    "max_flops_share": max(r["flops_share"] for r in rows), "seeds": rows,
+  }  # fmt: skip

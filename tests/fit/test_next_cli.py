@@ -117,11 +117,19 @@ def test_run_adaptive_trains_rounds_until_the_budget_is_spent(tmp_path):
     for spec in chosen:
       write_finished(tmp_path, spec, loss[spec.run_id])
 
-  budget = 0.3 * plan["flops"].sum()
-  rounds = adaptive.run_adaptive(specs, LAW, "loss", budget, train, str(tmp_path), k=6, echo=lambda line: None)
+  budget = 0.15 * plan["flops"].sum()
+  rounds = adaptive.run_adaptive(specs, LAW, "loss", budget, train, str(tmp_path), k=8, echo=lambda line: None)
   assert len(trained) == rounds["round"].nunique() >= 3
   ids = [r for batch in trained for r in batch]
   assert len(ids) == len(set(ids))  # no run is trained twice
   spent = plan.set_index("run_id").loc[ids, "flops"].sum()
-  assert 0.2 * plan["flops"].sum() < spent <= budget
+  assert 0.1 * plan["flops"].sum() < spent <= budget
   assert set(rounds["reason"]) == {"cheapest", "variance"}  # cheap start, then variance per FLOP
+
+
+def test_run_adaptive_needs_a_budget_and_the_local_backend(tmp_path):
+  result = invoke("run", STUDY, "--variant", VARIANT, "--root", tmp_path, "--adaptive")
+  assert result.exit_code != 0 and "--budget: --adaptive needs a positive FLOPs budget" in result.output
+  result = invoke("run", STUDY, "--variant", VARIANT, "--root", tmp_path, "--adaptive", "--budget", 1e12,
+                  "--backend", "xpk")  # fmt: skip
+  assert result.exit_code != 0 and "--adaptive: runs on the local backend" in result.output
