@@ -42,3 +42,30 @@ def test_a_task_folder_without_the_mapped_columns_is_one_line(tmp_path):
   assert result.exit_code != 0 and "--map: train.parquet lacks column(s) D" in result.output
   result = CliRunner().invoke(cli.main, ["bench", "select", "--task", str(tmp_path)])
   assert result.exit_code != 0 and "needs --law, --map and --cost" in result.output
+
+
+def test_recorded_figures():
+  """docs/bench/select.json, written by `mixlaws bench select` (commands in the file): ≥ 10 seeds, the
+  targets of issue 25 that are met stay met, and the shortfalls are the recorded ones."""
+  report = json.loads(RECORD.read_text())
+  assert report["seeds"] >= 10 and report["budgets"] == [0.01, 0.05, 0.1]
+  tasks = report["tasks"]
+  assert set(tasks) == {"farseer", "data_con", "vocab", "parallel", "sparsity"}
+  for e in tasks.values():
+    for method in ("variance", "random", "cheapest"):
+      assert all(-1.0 <= m <= 1.0 for m in e[method]["mean"]) and all(s >= 0 for s in e[method]["std"])
+  # arXiv 2604.22753, Table 2 (data/README.md §6): MSPE at 10% of the pool's cost.
+  assert tasks["vocab"]["variance"]["mean"][-1] >= 0.98
+  assert tasks["parallel"]["variance"]["mean"][-1] >= 0.99
+  # Met against our own all-data fit on farseer, vocab and parallel ...
+  for name in ("farseer", "vocab", "parallel"):
+    assert tasks[name]["variance"]["mean"][-1] >= tasks[name]["all"]["mean"] - 1e-3
+  # ... and better than both baselines at 10% on farseer (paper: random 0.79, cheapest 0.68).
+  farseer = tasks["farseer"]
+  assert farseer["variance"]["mean"][-1] > max(farseer["random"]["mean"][-1], farseer["cheapest"]["mean"][-1])
+  # Not met (recorded in select.md): farseer and data_con below the paper's 0.93 and 0.86; data_con and
+  # sparsity below their all-data fits.
+  assert select.targets(report)["data_con"].count("short by") == 2
+  k = report["krajewski2024"]
+  assert k["max_flops_share"] <= 0.25 and k["G_right_selected"] >= k["G_right_all"]
+  assert k["mean_abs_ln_N_error_selected"] > k["mean_abs_ln_N_error_all"]  # the N target is not met
