@@ -776,7 +776,8 @@ def eval_command(target, task_text, root, step, shots, samples, temperature, lim
 
 LAW_HELP = (
   "Law: chinchilla, krajewski2024, ludziejewski2025, wang2024, clark2022, compute, downstream_power, "
-  "downstream_ceiling, downstream_tpr, gadre2024, gadre2024_error, muennighoff2023."
+  "downstream_ceiling, downstream_tpr, gadre2024, gadre2024_error, muennighoff2023; ScaleBench: farseer, "
+  "data_constrained_floor, vocab_power, parallel_power, lr_bsz_poly, sparsity_power."
 )
 
 
