@@ -519,6 +519,47 @@ def bench_model(config_path, overrides, rounds, only, out_dir) -> None:
   _write_bench("model", report, out_dir)
 
 
+@bench_group.command("select")
+@click.option("--tasks", "task_names", default=",".join(("farseer", "data_con", "vocab", "parallel", "lr_bsz",
+              "sparsity")), show_default=True, help="ScaleBench tasks shipped with mixlaws.")  # fmt: skip
+@click.option("--task", "task_dir", metavar="DIR", help="Any folder with train.parquet and test.parquet instead.")
+@click.option("--law", "law_name", help="--task: the law to fit (e.g. farseer, chinchilla).")
+@click.option(
+  "--map", "mapping", default="", metavar="NAME=COL,...", help="--task: law columns, e.g. N=N,D=D,loss=loss."
+)
+@click.option("--cost", default="", metavar="EXPR", help="--task: cost of a run, e.g. 6*N*D (numbers and columns).")
+@click.option("--seeds", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--krajewski-seeds", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Also the simulated krajewski2024 sweep (G and N at 1e21 from 25% of its FLOPs), this many seeds.")  # fmt: skip
+@click.option("--out", "out_dir", default="bench", show_default=True, help="Directory for select.json and select.md.")
+def bench_select(task_names, task_dir, law_name, mapping, cost, seeds, krajewski_seeds, out_dir) -> None:
+  """Target-region R² at 1/5/10% of the pool's cost: variance-per-FLOP selection vs random and cheapest-first."""
+  import os
+
+  from mixlaws.bench import select
+  from mixlaws.fit import study as fit_study
+
+  try:
+    if task_dir:
+      if not (law_name and mapping and cost):
+        raise ValueError("--task: needs --law, --map and --cost")
+      tasks = [select.Task(os.path.basename(os.path.normpath(task_dir)), "", law_name, fit_study.parse_map(mapping),
+                           cost)]  # fmt: skip
+    else:
+      names = [t for t in task_names.split(",") if t]
+      unknown = [t for t in names if t not in select.TASKS]
+      if unknown:
+        raise ValueError(f"--tasks: unknown {', '.join(unknown)}; expected some of {', '.join(select.TASKS)}")
+      tasks = [select.TASKS[t] for t in names]
+    log = lambda line: click.echo(line, err=True)  # noqa: E731
+    report = select.run(tasks, seeds=seeds, folder=task_dir, log=log)
+    if krajewski_seeds:
+      report["krajewski2024"] = select.krajewski_check(seeds=krajewski_seeds, log=log)
+  except ValueError as e:
+    _fail(e)
+  _write_bench("select", report, out_dir, markdown=select.markdown(report))
+
+
 BACKENDS = ("local", "local-multihost", "tpu-vm", "xpk")
 
 
@@ -552,14 +593,22 @@ BACKENDS = ("local", "local-multihost", "tpu-vm", "xpk")
 @click.option("--cluster", default="", help="xpk: the GKE cluster.")
 @click.option("--docker-image", default="python:3.11", show_default=True, help="xpk: the workloads' image.")
 @click.option("--max-restarts", type=int, default=10, show_default=True, help="xpk: restarts after preemptions.")
+@click.option("--adaptive", is_flag=True, help="local: train what `mixlaws next` proposes, refit, repeat to --budget.")
+@click.option("--budget", type=float, help="--adaptive: training FLOPs to spend in all (finished runs count).")
+@click.option("--law", "law_name", default="chinchilla", show_default=True, help="--adaptive: the law to fit.")
+@click.option("--target", "target_text", default="loss", show_default=True, help="--adaptive: as `mixlaws next`.")
 def run_command(study, variant, filter_text, backend, root, retry_failed, stale_after, dry_run, workers, no_progress,
                 processes, devices_per_process, accelerator_type, slices, project, zone, name, package, pack_chips,
-                poll, runtime_version, provisioning, cluster, docker_image, max_restarts) -> None:  # fmt: skip
+                poll, runtime_version, provisioning, cluster, docker_image, max_restarts, adaptive, budget, law_name,
+                target_text) -> None:  # fmt: skip
   """Queue STUDY's runs under ROOT (once) and start workers on a backend; rerun it after any failure."""
   from mixlaws import registry, sweep
   from mixlaws.launch import common, local, local_multihost, tpu_vm, xpk
 
   options = common.WorkerOptions(retry_failed, sweep.STALE_AFTER if stale_after is None else stale_after)
+  if adaptive:
+    _run_adaptive(study, variant, filter_text, backend, root, workers, options, budget, law_name, target_text)
+    return
   try:
     specs = registry.expand(study, variant, filter_text)
     if not specs:
@@ -600,6 +649,33 @@ def run_command(study, variant, filter_text, backend, root, retry_failed, stale_
   except ValueError as e:
     _fail(e)
   sys.exit(code)
+
+
+def _run_adaptive(study, variant, filter_text, backend, root, workers, options, budget, law_name, target_text) -> None:
+  """`run --adaptive`: rounds of `next`, each trained by local workers, until the budget is spent."""
+  from mixlaws import adaptive, registry, sweep
+  from mixlaws.fit import laws
+  from mixlaws.launch import local
+
+  def train(chosen) -> None:
+    sweep.enqueue(chosen, root)
+    code = local.launch(local.commands(label, root, workers, options), label, root, options, display=False,
+                        echo=click.echo)  # fmt: skip
+    if code:
+      raise ValueError(f"--adaptive: the workers exited with {code}; `mixlaws status {label}` shows why")
+
+  try:
+    if backend != "local":
+      raise ValueError("--adaptive: runs on the local backend")
+    if not budget or budget <= 0:
+      raise ValueError("--budget: --adaptive needs a positive FLOPs budget")
+    specs = registry.expand(study, variant, filter_text)
+    if not specs:
+      raise ValueError(f"--filter: no run of {study} passes {filter_text!r}")
+    label = specs[0].study
+    adaptive.run_adaptive(specs, laws.get(law_name), target_text, budget, train, root, echo=click.echo)
+  except ValueError as e:
+    _fail(e)
 
 
 @main.command("worker")
@@ -727,8 +803,9 @@ def eval_command(target, task_text, root, step, shots, samples, temperature, lim
 
 LAW_HELP = (
   "Law: chinchilla, krajewski2024, ludziejewski2025, wang2024, clark2022, compute, downstream_power, "
-  "downstream_ceiling, downstream_tpr, gadre2024, gadre2024_error, muennighoff2023, or steplaw (optimal lr and "
-  "batch size from an lr x batch grid; map lr=…,batch=…)."
+  "downstream_ceiling, downstream_tpr, gadre2024, gadre2024_error, muennighoff2023, steplaw (optimal lr and "
+  "batch size from an lr x batch grid; map lr=…,batch=…); ScaleBench: farseer, data_constrained_floor, vocab_power, "
+  "parallel_power, lr_bsz_poly, sparsity_power."
 )
 
 
@@ -865,6 +942,55 @@ OPTIMAL_HELP = (
   "size at --params, --tokens; ludziejewski_lr: Eq. 8's lr at --params (N_act with embeddings) and --experts. "
   "gadre2024_error and muennighoff2023 have nothing to optimise here."
 )
+
+
+@main.command("next")
+@click.argument("study")
+@click.option("--variant", default=None, help="A variant of the study, e.g. tiny.")
+@click.option("--law", "law_name", required=True, help=LAW_HELP)
+@click.option("--target", "target_text", default="loss", show_default=True,
+              help="loss (at the largest planned budget), optimal:C (e.g. optimal:1e21) or coef:NAME.")  # fmt: skip
+@click.option("-k", "k", type=click.IntRange(min=1), default=4, show_default=True, help="Runs to propose.")
+@click.option("--budget", type=float, default=None, help="FLOPs the proposed runs may spend [default: the rest].")
+@click.option("--convention", type=click.Choice(config_lib.FLOPS_CONVENTIONS),
+              help="Counting convention of N and FLOPs [default: the law's own].")  # fmt: skip
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@store_options
+def next_command(study, variant, law_name, target_text, k, budget, convention, seed, fmt, root, store_path) -> None:
+  """The next K planned runs of STUDY that most shrink the target's variance per FLOP (Laplace, V-optimal)."""
+  import os
+
+  import pandas as pd
+
+  from mixlaws import adaptive, console, registry, store
+  from mixlaws.fit import laws
+  from mixlaws.fit import study as fit_study
+
+  try:
+    law = laws.get(law_name)
+    convention = convention or law.convention or "chinchilla"
+    specs = registry.expand(study, variant)
+    label = specs[0].study
+    done = pd.DataFrame({"label": [], "loss": []})  # nothing finished yet
+    if os.path.exists(store_path or store.default_path(root)):
+      with _open_store(root, store_path) as st:
+        if not st.final_losses(label).empty:
+          done = fit_study.from_store(st, label, convention, "final_eval", store.parse_window("0.01"))
+    frame = adaptive.observe(adaptive.pool(specs, convention), done)
+    chosen, summary = adaptive.propose(law, frame, target_text, k, budget, seed=seed)
+  except ValueError as e:
+    _fail(e)
+  if fmt == "json":
+    click.echo(json.dumps({"study": label, **summary, "runs": chosen.to_dict(orient="records")}, indent=2))
+    return
+  why = {"cheapest": "cheapest first (too few runs to fit)", "variance": "target variance per FLOP"}
+  shown = lambda v: "—" if v != v else f"{v:.3g}"  # noqa: E731  (NaN: no fit yet)
+  rows = [[r.run_id, f"{r.flops:.3g}", why[r.reason], shown(r.variance_after)] for r in chosen.itertuples()]
+  console.print_table(f"{label}: next {len(rows)} run(s) for {summary['target']}",
+                      ["run id", "FLOPs", "chosen by", "target variance after"], rows)  # fmt: skip
+  click.echo(f"{summary['observed']} of {summary['pool']} runs done; target variance now {shown(summary['variance_now'])}; "
+             f"proposed FLOPs {summary['flops_chosen']:.3g}")  # fmt: skip
 
 
 @main.command("optimal")
