@@ -413,8 +413,13 @@ def plan_command(study, variant, filter_text, fmt, accelerator, mfu, convention,
     f"{total['runs']} runs, {total['flops']:.3g} training FLOPs ({convention}), "
     f"{total['chip_hours']:.3g} chip-hours on {accelerator} ({cost.peak_flops:.3g} FLOP/s) at {mfu:.0%} MFU"
   )
+  branching = registry.branching_summary(specs, convention)
+  if branching is not None:
+    summary += "\n" + registry.branching_text(branching)
   if fmt == "json":
     plan = {"study": study, "variant": variant, "filter": filter_text, "runs": rows, "totals": total}
+    if branching is not None:
+      plan["branching"] = branching
     click.echo(json.dumps(plan, indent=2))
   elif fmt == "csv":
     writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
