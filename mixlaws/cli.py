@@ -769,6 +769,9 @@ def fit_command(study, law_name, csv_path, mapping, loss, window, convention, bo
   console.print_table(title, ["parameter", "value", f"{ci}low", f"{ci}high"], rows)
   click.echo(f"objective {result['objective']:.8g}; {result['n_at_best']} of {result['n_starts']} starts reached it; "
              f"best start stopped at {result['stop']} (max |gradient| {result['grad_max']:.2g})")  # fmt: skip
+  if frame.attrs.get("trunks_left_out"):
+    click.echo(f"note: {frame.attrs['trunks_left_out']} WSD trunk(s) left out: a trunk's loss comes from mid-run, "
+               "before any cooldown; its branches are the points", err=True)  # fmt: skip
   if "holdout" in report:
     h = report["holdout"]
     click.echo(f"held out {h['n_test']} point(s): RMSE {h['rmse']:.4g}, max error {h['max_error']:.4g} "
