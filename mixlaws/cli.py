@@ -466,6 +466,15 @@ def bench_data(config_path, overrides, batch_size, batches, out_dir) -> None:
   _write_bench("data", report, out_dir)
 
 
+@bench_group.command("branching")
+@click.option("--out", "out_dir", default="bench", show_default=True, help="Directory for branching.json and .md.")
+def bench_branching(out_dir) -> None:
+  """Training FLOPs of WSD cooldown branches ÷ one run per (N, D) point (target on ludziejewski2025: <= 0.35)."""
+  from mixlaws.bench import branching
+
+  _write_bench("branching", branching.run(), out_dir)
+
+
 @bench_group.command("collect")
 @click.option("--runs", type=int, default=300, show_default=True, help="Run dirs in the synthetic study.")
 @click.option("--steps", type=int, default=2000, show_default=True, help="Logged steps per run (6 scalars each).")
