@@ -70,12 +70,19 @@ def test_branch_losses_equal_the_standalone_wsd_run(family, tmp_path):
   sweep.enqueue(specs, tmp_path)
   trunk, *branches = specs
   trunk_dir = tmp_path / "wsdt" / trunk.run_id
-  assert train.train(trunk.config, str(trunk_dir), progress=False) == "done"
+  digests = []  # the trunk's files when it is done, before any branch starts
+
+  def log(line):
+    if line == f"{trunk.run_id}: done":
+      digests.append(_tree_digest(trunk_dir))
+
+  # One worker: the branches cannot be claimed before their forks exist, so it trains the trunk first.
+  report = sweep.work(tmp_path, "wsdt", log=log)
+  assert report.trained[0] == (trunk.run_id, 0, "done")
+  assert sorted(report.trained[1:]) == sorted((b.run_id, 0, "done") for b in branches)
   assert sorted(int(p.name) for p in (trunk_dir / "forks").iterdir()) == list(FORKS)
-  before = _tree_digest(trunk_dir)
   for branch, fork, end in zip(branches, FORKS, ENDS):
     branch_dir = tmp_path / "wsdt" / branch.run_id
-    assert train.train(branch.config, str(branch_dir), progress=False) == "done"
     reference = refs / branch.run_id
     assert list(records(branch_dir)) == list(range(fork + 1, end + 1))
     np.testing.assert_allclose(losses(branch_dir), losses(reference)[fork:], atol=1e-6, rtol=0)
@@ -84,7 +91,7 @@ def test_branch_losses_equal_the_standalone_wsd_run(family, tmp_path):
     assert lrs[0] > lrs[-1] > 0  # the branch cools down
     ((_, final),) = records(branch_dir, "eval").items()
     assert final["loss"] == pytest.approx(records(reference, "eval")[end]["loss"], abs=1e-6)
-  assert _tree_digest(trunk_dir) == before  # branches never write to the trunk's files
+  assert len(digests) == 1 and _tree_digest(trunk_dir) == digests[0]  # branches never write to the trunk's files
 
 
 # Kills itself with SIGKILL at a chosen point: right after saving its first fork (a trunk), or right
