@@ -7,6 +7,11 @@ with 1% warmup and cosine decay to 2e-5, extra norm before the MoE output.
 
 Variant `tiny`: the same rows with widths /8, depths /4 (rounded up), heads of width 16, tokens
 /200,000, 64 sequences of 64 byte tokens per batch and expert-choice groups of 64.
+
+Variants `wsd` and `tiny-wsd`: not the paper's recipe (cosine, one run per point) but a cheaper
+sweep: a warmup-stable-decay schedule with a 20% cooldown (Hägele et al. 2024 find it matches
+cosine), the budgets of each shape trained as cooldown branches of one trunk. The 1% warmup
+becomes the tokens it gives each shape's smallest budget.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from mixlaws import config, registry
 
 from . import _common
 
-VARIANTS = ("tiny",)
+VARIANTS = ("tiny", "wsd", "tiny-wsd")
 
 # (E, name, d_model, n_blocks, n_heads, tokens, granularities). Dense rows have E = 1.
 GRID = (
@@ -51,6 +56,7 @@ TINY_HEAD_WIDTH = 16
 TINY_TOKENS = 200_000
 TINY_SEQ_LEN = 64
 TINY_BATCH = 64  # sequences; also the expert-choice group, so E = 64 experts keep a quota of 1 token at G = 1
+WSD_COOLDOWN = 0.2  # variants wsd, tiny-wsd: the cooldown fraction of Hägele et al. 2024 (arXiv 2405.18392)
 
 
 def _base(tiny: bool):
@@ -87,7 +93,7 @@ def _base(tiny: bool):
 
 
 def get_study(variant: str | None = None) -> registry.Study:
-  tiny = variant == "tiny"
+  tiny = variant in ("tiny", "tiny-wsd")
   sweep = []
   for experts, _, d_model, n_blocks, n_heads, tokens, granularities in GRID:
     if tiny:
@@ -106,4 +112,5 @@ def get_study(variant: str | None = None) -> registry.Study:
     description="Fine-grained MoE: Tables 3-4 (E=64, dense) and Table 7 (E=16), expert choice",
     base=_base(tiny),
     sweep=sweep,
+    cooldown=WSD_COOLDOWN if variant in ("wsd", "tiny-wsd") else 0.0,
   )

@@ -5,6 +5,10 @@ authors' configs: Switch (top-1) MoE with z-loss 1e-3 and load-balancing loss 1e
 width 3·d_model, RoPE, 512-token context, batch ramp-up 128 → 256 → 512 sequences, WSD schedule
 with 130M warmup tokens and linear decay over the final 20%, peak LR from Eq. 8.
 
+As in the paper ("longer runs branch from checkpoints of the constant phase", PAPERS.md §2.6 and
+§7.6), the budgets of each shape train as cooldown branches of one trunk: 51 trunks (two pairs
+of rows share a model) and 270 branches, one per (N, D) point (registry.branch_runs).
+
 Variant `tiny`: the same rows with widths /16 (same head counts), depths /4 (rounded up), tokens
 /10,000, 64 byte tokens per sequence, ramp-up 8 → 16 → 32 sequences at the same token fractions,
 and each row's learning rate from Eq. 8 at its full-size shape (Eq. 8 at tiny sizes gives rates
@@ -80,6 +84,7 @@ SEQ_LEN = 512
 BATCH = 512  # sequences after the ramp-up (256K tokens)
 RAMPUP = ((128, 0.5e9), (256, 1e9))  # 64K tokens per batch, 128K after 0.5B tokens, 256K after 1B
 WARMUP_TOKENS = 130e6
+DECAY_FRACTION = 0.2  # linear decay to 0 over the final 20% of each budget's tokens (PAPERS.md §2.6, §7.6)
 
 TINY_WIDTH = 16
 TINY_TOKENS = 10_000
@@ -108,7 +113,7 @@ def _base():
   t.schedule = "wsd"
   t.warmup_fraction = 0.0
   t.warmup_tokens = round(WARMUP_TOKENS)
-  t.decay_fraction = 0.2
+  t.decay_fraction = DECAY_FRACTION
   t.weight_decay = 0.1  # UNVERIFIED: from the authors' configs, not stated in the paper
   t.beta2 = 0.999  # UNVERIFIED: llm-random's Adam default, not stated in the paper
   t.grad_clip = 0.1  # UNVERIFIED: from the authors' configs, not stated in the paper
@@ -146,7 +151,8 @@ def get_study(variant: str | None = None) -> registry.Study:
     sweep += registry.product([row], registry.axis("train.tokens", [round(t) for t in tokens]))
   return registry.Study(
     name="ludziejewski2025",
-    description="Joint MoE: Appendix E, 53 configurations x D (270 runs), Switch, Eq. 8 learning rate",
+    description="Joint MoE: Appendix E, 53 configurations x D (270 points as WSD branches of 51 trunks), Switch, Eq. 8 LR",
     base=_tiny_base() if tiny else base,
     sweep=sweep,
+    cooldown=DECAY_FRACTION,
   )

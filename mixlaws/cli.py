@@ -430,8 +430,13 @@ def plan_command(study, variant, filter_text, fmt, accelerator, mfu, convention,
       f"; evaluation ({', '.join(t for t, _, _ in evaluation.tasks)} at {evaluation.checkpoints} checkpoint(s) per "
       f"run): {total['eval_flops']:.3g} FLOPs, {total['eval_chip_hours']:.3g} chip-hours"
     )
+  branching = registry.branching_summary(specs, convention)
+  if branching is not None:
+    summary += "\n" + registry.branching_text(branching)
   if fmt == "json":
     plan = {"study": study, "variant": variant, "filter": filter_text, "runs": rows, "totals": total}
+    if branching is not None:
+      plan["branching"] = branching
     click.echo(json.dumps(plan, indent=2))
   elif fmt == "csv":
     writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
@@ -477,6 +482,15 @@ def bench_data(config_path, overrides, batch_size, batches, out_dir) -> None:
   except ValueError as e:
     _fail(e)
   _write_bench("data", report, out_dir)
+
+
+@bench_group.command("branching")
+@click.option("--out", "out_dir", default="bench", show_default=True, help="Directory for branching.json and .md.")
+def bench_branching(out_dir) -> None:
+  """Training FLOPs of WSD cooldown branches ÷ one run per (N, D) point (target on ludziejewski2025: <= 0.35)."""
+  from mixlaws.bench import branching
+
+  _write_bench("branching", branching.run(), out_dir)
 
 
 @bench_group.command("collect")
@@ -878,6 +892,9 @@ def fit_command(study, law_name, csv_path, mapping, loss, window, convention, bo
   console.print_table(title, ["parameter", "value", f"{ci}low", f"{ci}high"], rows)
   click.echo(f"objective {result['objective']:.8g}; {result['n_at_best']} of {result['n_starts']} starts reached it; "
              f"best start stopped at {result['stop']} (max |gradient| {result['grad_max']:.2g})")  # fmt: skip
+  if frame.attrs.get("trunks_left_out"):
+    click.echo(f"note: {frame.attrs['trunks_left_out']} WSD trunk(s) left out: a trunk's loss comes from mid-run, "
+               "before any cooldown; its branches are the points", err=True)  # fmt: skip
   if "holdout" in report:
     h = report["holdout"]
     click.echo(f"held out {h['n_test']} point(s): RMSE {h['rmse']:.4g}, max error {h['max_error']:.4g} "

@@ -44,6 +44,16 @@ def warmup_tokens(cfg: Config) -> int:
   return budget.tokens_after(cfg, steps)
 
 
+def decay_start_tokens(cfg: Config) -> float:
+  """wsd: the token count where the linear decay begins (never before the warmup ends).
+
+  Everything before it is warmup and constant, the same for every budget of one shape: a WSD
+  cooldown branch forks from its trunk at the last step boundary at or below this count.
+  """
+  total = float(budget.total_tokens(cfg))
+  return max(total * (1 - cfg.train.decay_fraction), float(min(warmup_tokens(cfg), total)))
+
+
 def learning_rate(cfg: Config):
   """step(s) → learning rate (vectorised over numpy arrays of steps)."""
   t = cfg.train
@@ -58,7 +68,7 @@ def learning_rate(cfg: Config):
       progress = np.clip((tokens - warm) / max(total - warm, 1.0), 0.0, 1.0)
       shape = t.final_lr_fraction + (1 - t.final_lr_fraction) * 0.5 * (1 + np.cos(np.pi * progress))
     elif t.schedule == "wsd":
-      decay_start = max(total * (1 - t.decay_fraction), warm)
+      decay_start = decay_start_tokens(cfg)
       shape = np.clip(1 - (tokens - decay_start) / max(total - decay_start, 1.0), 0.0, 1.0)
     else:
       shape = np.ones_like(tokens)

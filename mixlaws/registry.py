@@ -185,6 +185,9 @@ class Study:
   derived: Mapping[str, Derived] = dataclasses.field(default_factory=dict)
   variant: str | None = None  # set by `load`
   evaluation: EvalPlan | None = None  # downstream evaluation planned for every run (its cost joins the plan)
+  # > 0: the budgets of one shape train as warmup-stable-decay cooldown branches of one trunk, each
+  # decaying linearly to 0 over this fraction of its tokens (Hägele et al. 2024; see `branch_runs`).
+  cooldown: float = 0.0
 
   @property
   def label(self) -> str:
@@ -200,15 +203,29 @@ class RunSpec:
   run_id: str
   config: Config
   counts: counting.RunCounts
+  lineage: Lineage | None = None  # a WSD trunk or branch; None for a run trained from scratch to its end
 
   def record(self) -> dict[str, Any]:
-    """config.json of the run dir (mixlaws/rundir.py): study, run id, resolved config, counts."""
-    return {
+    """config.json of the run dir (mixlaws/rundir.py): study, run id, resolved config, counts (and lineage)."""
+    out = {
       "study": self.study,
       "run_id": self.run_id,
       "config": self.config.to_dict(),
       "counts": self.counts.to_dict(),
     }
+    if self.lineage is not None:
+      out["lineage"] = self.lineage.to_dict()
+    return out
+
+  @property
+  def is_point(self) -> bool:
+    """Whether the run's final loss is a fitted (N, D) point: every run but a trunk (its loss precedes any cooldown)."""
+    return self.lineage is None or self.lineage.role == "branch"
+
+  def trained_flops(self, convention: str = "chinchilla") -> float:
+    """Training FLOPs this run itself spends: a branch starts at its fork, so only its cooldown counts."""
+    skipped = self.lineage.fork_tokens[0] if self.lineage is not None and self.lineage.role == "branch" else 0
+    return self.counts.conventions[convention].flops_per_token * (self.counts.tokens - skipped)
 
   def row(self, convention: str = "chinchilla") -> dict[str, Any]:
     """The plan's columns; `flops` counts training FLOPs under `convention`."""
@@ -318,6 +335,8 @@ def expand_study(study: Study, filter: str | Filter | None = None, n_devices: in
   fails the whole study with one line naming the run.
   """
   keep = parse_filter(filter) if isinstance(filter, str) else filter
+  if study.cooldown:
+    return _expand_branching(study, keep, n_devices)
   specs: list[RunSpec] = []
   first_index: dict[str, int] = {}
   for i, point in enumerate(study.sweep):
@@ -524,8 +543,8 @@ class Cost:
 
 
 def totals(specs: Sequence[RunSpec], cost: Cost, convention: str = "chinchilla") -> dict[str, Any]:
-  """Total training FLOPs of `specs` under `convention`, and their chip-hours at `cost`."""
-  flops = sum(s.counts.flops(convention) for s in specs)
+  """Total training FLOPs of `specs` under `convention` (a branch counts its cooldown only), and chip-hours."""
+  flops = sum(s.trained_flops(convention) for s in specs)
   return {
     "runs": len(specs),
     "flops": flops,
@@ -544,7 +563,7 @@ def summary(convention: str = "chinchilla") -> list[dict[str, Any]]:
     for variant in (None, *variants(name)):
       study = load(name, variant)
       specs = expand_study(study)
-      flops = sum(s.counts.flops(convention) for s in specs)
+      flops = sum(s.trained_flops(convention) for s in specs)
       rows.append({"study": study.label, "runs": len(specs), "flops": flops, "description": study.description})
   return rows
 
@@ -584,3 +603,193 @@ class EvalPlan:
 def eval_flops(specs: Sequence[RunSpec], plan: EvalPlan, convention: str = "chinchilla") -> float:
   """Forward-only FLOPs of `plan` over `specs`: a third of a training token's FLOPs (2N of 6N) per token scored."""
   return sum(plan.checkpoints * plan.tokens() * s.counts.conventions[convention].flops_per_token / 3 for s in specs)
+
+
+# Warmup-stable-decay branches: one trunk per shape, one cooldown branch per token budget.
+#
+# With the wsd schedule, runs of one shape that differ only in their budget D share everything up
+# to the start of their decay: same init, same data order, same warmup and constant learning rate.
+# The trunk trains that shared stable phase once, saving a fork checkpoint (train state and data
+# iterator) at each branch's fork step, the last step boundary at or below D_i − cooldown_i. Each
+# branch restores its fork and trains its cooldown with its own config, which is exactly the
+# standalone wsd run of budget D_i: so its losses are those of that run (tests/train/test_branches.py).
+# A D-grid then costs max_i fork_i + Σ_i cooldown_i tokens instead of Σ_i D_i.
+
+ROLES = ("trunk", "branch")
+
+
+@dataclasses.dataclass(frozen=True)
+class Lineage:
+  """A run's place in a trunk/branch family: config.json's "lineage" and the store's lineage columns."""
+
+  role: str  # trunk | branch
+  trunk: str  # the trunk's run id (a trunk names itself)
+  fork_steps: tuple[int, ...]  # trunk: the steps it saves fork checkpoints at; branch: its one fork step
+  fork_tokens: tuple[int, ...]  # tokens seen after each of fork_steps
+  cooldown_tokens: int = 0  # branch: its budget minus its fork's tokens
+
+  def to_dict(self) -> dict[str, Any]:
+    return {"role": self.role, "trunk": self.trunk, "fork_steps": list(self.fork_steps),
+            "fork_tokens": list(self.fork_tokens), "cooldown_tokens": self.cooldown_tokens}  # fmt: skip
+
+  @classmethod
+  def from_dict(cls, record: Any, source: str = "config.json") -> Lineage:
+    """Parses and checks a lineage record; a malformed one is a one-line ValueError naming `source`."""
+    try:
+      lineage = cls(str(record["role"]), str(record["trunk"]), tuple(int(s) for s in record["fork_steps"]),
+                    tuple(int(t) for t in record["fork_tokens"]), int(record.get("cooldown_tokens", 0)))  # fmt: skip
+    except (KeyError, TypeError, ValueError) as e:
+      raise ValueError(f"{source}: lineage is malformed ({type(e).__name__}: {e})") from None
+    if lineage.role not in ROLES or len(lineage.fork_steps) != len(lineage.fork_tokens) or not lineage.fork_steps:
+      raise ValueError(f"{source}: lineage needs role trunk|branch and matching, non-empty fork_steps/fork_tokens")
+    if lineage.role == "branch" and len(lineage.fork_steps) != 1:
+      raise ValueError(f"{source}: a branch's lineage names exactly one fork step")
+    return lineage
+
+
+def _steps_within(cfg: Config, tokens: float) -> int:
+  """The most steps whose tokens stay at or below `tokens` (tokens_after is non-decreasing in steps)."""
+  low, high = 0, budget.total_steps(cfg)
+  while low < high:
+    mid = (low + high + 1) // 2
+    if budget.tokens_after(cfg, mid) <= tokens:
+      low = mid
+    else:
+      high = mid - 1
+  return low
+
+
+def _short_hash(*parts: str) -> str:
+  import hashlib
+
+  return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:8]
+
+
+def _with_train(cfg: Config, **fields: Any) -> Config:
+  values = cfg.to_dict()
+  values["train"].update(fields)
+  return config_lib.resolve(values)
+
+
+def branch_runs(study_label: str, cfgs: Sequence[Config]) -> list[RunSpec]:
+  """One trunk and one branch per budget for configs of one shape that differ only in train.tokens.
+
+  The warmup must not depend on the budget: a warmup fraction is turned into the tokens it gives
+  the smallest budget, and the warmup must end within the trunk and within the smallest budget.
+  Ids: the trunk `<study>-<size tag at its length>-trunk-<8 hex>`, hashing its config and fork
+  steps; a branch `<study>-<size tag>-<8 hex>`, hashing its config and its trunk's id.
+  """
+  from mixlaws import optim  # the schedule's own arithmetic (imported late: optim pulls in JAX)
+
+  smallest = min(cfgs, key=budget.total_tokens)
+  warm = optim.warmup_tokens(smallest)
+  cfgs = [_with_train(c, warmup_tokens=warm, warmup_steps=0, warmup_fraction=0.0) for c in cfgs]
+  forks = []
+  for c in cfgs:
+    step = _steps_within(c, optim.decay_start_tokens(c))
+    forks.append((step, budget.tokens_after(c, step)))
+  trunk_steps, trunk_tokens = max(forks)
+  if warm > min(trunk_tokens, budget.total_tokens(smallest)):
+    raise ValueError(
+      f"train.warmup_tokens: the warmup ({warm} tokens) must end before the trunk does ({trunk_tokens} tokens) "
+      f"and within the smallest budget ({budget.total_tokens(smallest)})"
+    )
+  trunk_cfg = _with_train(cfgs[0], tokens=trunk_tokens, schedule="constant")
+  fork_steps = tuple(sorted({s for s, _ in forks}))
+  fork_tokens = tuple(budget.tokens_after(trunk_cfg, s) for s in fork_steps)
+  tag = size_tag(trunk_cfg, trunk_tokens)
+  trunk_id = f"{study_label}-{tag}-trunk-{_short_hash(config_lib.config_hash(trunk_cfg), repr(fork_steps))}"
+  out = [RunSpec(study_label, trunk_id, trunk_cfg, counting.run_counts(trunk_cfg),
+                 Lineage("trunk", trunk_id, fork_steps, fork_tokens))]  # fmt: skip
+  for c, (step, tokens) in zip(cfgs, forks):
+    total = budget.total_tokens(c)
+    rid = f"{study_label}-{size_tag(c, total)}-{_short_hash(config_lib.config_hash(c), trunk_id)}"
+    lineage = Lineage("branch", trunk_id, (step,), (tokens,), total - tokens)
+    out.append(RunSpec(study_label, rid, c, counting.run_counts(c), lineage))
+  return out
+
+
+def _shape_key(cfg: Config) -> str:
+  values = cfg.to_dict()
+  values["train"] = {k: v for k, v in values["train"].items() if k != "tokens"}
+  return repr(sorted((section, sorted(fields.items())) for section, fields in values.items()))
+
+
+def _expand_branching(study: Study, keep: Filter | None, n_devices: int | None) -> list[RunSpec]:
+  """expand_study for a study with a cooldown: every point becomes a wsd run; shapes with several
+  budgets become a trunk and its branches. A filter picks branches (and runs); a trunk stays while
+  any of its branches does, with every fork of its shape, so its id never depends on the filter."""
+  if not 0 < study.cooldown < 1:
+    raise ValueError(f"{study.label}: cooldown must lie in (0, 1), got {study.cooldown}")
+  base = study.base.copy_and_resolve_references()
+  base.train.schedule = "wsd"
+  base.train.decay_fraction = study.cooldown
+  groups: dict[str, list[tuple[int, Config]]] = {}
+  for i, point in enumerate(study.sweep):
+    try:
+      cfg = resolve_point(base, point, study.derived, n_devices=n_devices)
+      if cfg.train.steps:
+        raise ValueError("train.steps: branches need token budgets (train.tokens), not step counts")
+    except ValueError as e:
+      raise ValueError(f"{study.label} run {i} ({_describe(point)}): {e}") from None
+    groups.setdefault(_shape_key(cfg), []).append((i, cfg))
+  specs: list[RunSpec] = []
+  for members in groups.values():
+    indices, cfgs = [i for i, _ in members], [c for _, c in members]
+    budgets = [budget.total_tokens(c) for c in cfgs]
+    if len(set(budgets)) < len(budgets):
+      raise ValueError(
+        f"{study.label}: runs {indices} repeat a token budget of one shape; a grid must not repeat a run"
+      )
+    if len(cfgs) == 1:
+      specs.append(RunSpec(study.label, run_id(study.label, cfgs[0]), cfgs[0], counting.run_counts(cfgs[0])))
+      continue
+    try:
+      family = branch_runs(study.label, cfgs)
+    except ValueError as e:
+      raise ValueError(f"{study.label} runs {indices}: {e}") from None
+    kept = [s for s in family[1:] if keep is None or keep(s)]
+    specs += [family[0], *kept] if kept else []
+  return [s for s in specs if s.lineage is not None or keep is None or keep(s)]
+
+
+def branching_summary(specs: Sequence[RunSpec], convention: str = "chinchilla") -> dict[str, Any] | None:
+  """Trunks, branches, training FLOPs with and without branching and their ratio; None without branches.
+
+  Without branching, every branch would be a run of its whole budget from scratch; runs outside any
+  family cost the same either way.
+  """
+  if not any(s.lineage for s in specs):
+    return None
+  with_branches = sum(s.trained_flops(convention) for s in specs)
+  without = sum(s.counts.flops(convention) for s in specs if s.is_point)
+  trunks = {s.run_id: s for s in specs if s.lineage is not None and s.lineage.role == "trunk"}
+  families = []
+  for trunk_id, trunk in trunks.items():
+    branches = [
+      s for s in specs if s.lineage is not None and s.lineage.role == "branch" and s.lineage.trunk == trunk_id
+    ]
+    families.append({"trunk": trunk_id, "trunk_tokens": trunk.counts.tokens,
+                     "branches": [{"run_id": b.run_id, "tokens": b.counts.tokens, "fork_step": b.lineage.fork_steps[0],
+                                   "fork_tokens": b.lineage.fork_tokens[0],
+                                   "cooldown_tokens": b.lineage.cooldown_tokens} for b in branches]})  # fmt: skip
+  points = sum(s.is_point for s in specs)
+  return {"trunks": len(trunks), "branches": sum(len(f["branches"]) for f in families), "points": points,
+          "flops_with_branches": with_branches, "flops_one_run_per_point": without,
+          "ratio": with_branches / without, "convention": convention, "families": families}  # fmt: skip
+
+
+def branching_text(summary: dict[str, Any]) -> str:
+  """The trunk/branch structure as lines for `mixlaws plan`: each trunk with its forks, then the FLOPs ratio."""
+  lines = []
+  for family in summary["families"]:
+    lines.append(f"trunk {family['trunk']} ({short_number(family['trunk_tokens'])} tokens)")
+    for b in family["branches"]:
+      lines.append(f"  └ {b['run_id']}: fork at step {b['fork_step']} ({short_number(b['fork_tokens'])} tokens), "
+                   f"cooldown {short_number(b['cooldown_tokens'])} tokens")  # fmt: skip
+  lines.append(
+    f"branching: {summary['trunks']} trunks + {summary['branches']} branches for {summary['points']} (N, D) points: "
+    f"{summary['flops_with_branches']:.3g} training FLOPs vs {summary['flops_one_run_per_point']:.3g} one run per "
+    f"point ({summary['convention']}), ratio {summary['ratio']:.3f}"
+  )
+  return "\n".join(lines)

@@ -98,6 +98,15 @@ CONFIG_COLUMNS: dict[str, tuple[str, str, str]] = {
   "schedule": ("train", "schedule", "TEXT"),
 }
 STATUS_COLUMNS = ("state", "step", "attempt", "updated_at", "host", "error")
+# A WSD trunk or branch (config.json's "lineage", registry.Lineage); NULL for a run trained alone to its end.
+# fork_tokens: a branch's fork, a trunk's last fork; cooldown_tokens: a branch's tokens after its fork.
+LINEAGE_COLUMNS: dict[str, str] = {
+  "role": "TEXT",
+  "trunk": "TEXT",
+  "fork_tokens": "INTEGER",
+  "cooldown_tokens": "INTEGER",
+}
+TRUNK_LEFT_OUT = "a WSD trunk: its loss is taken mid-run, before any cooldown; its branches are the points"
 
 
 def _count_columns() -> dict[str, str]:
@@ -110,7 +119,12 @@ def _count_columns() -> dict[str, str]:
 
 COUNT_COLUMNS: dict[str, str] = _count_columns()
 RUN_COLUMNS: tuple[str, ...] = (
-  ("study", "run_id") + STATUS_COLUMNS + tuple(CONFIG_COLUMNS) + tuple(COUNT_COLUMNS) + ("config", "counts")
+  ("study", "run_id")
+  + STATUS_COLUMNS
+  + tuple(CONFIG_COLUMNS)
+  + tuple(COUNT_COLUMNS)
+  + tuple(LINEAGE_COLUMNS)
+  + ("config", "counts")
 )
 
 
@@ -155,9 +169,21 @@ def run_row(record: dict[str, Any], status: dict[str, Any] | None, source: str =
     error=status.get("error"),
   )
   row.update({column: counts.get(column) for column in COUNT_COLUMNS})
+  row.update(_lineage_columns(record.get("lineage"), source))
   row["config"] = json.dumps(cfg, sort_keys=True)
   row["counts"] = json.dumps(counts, sort_keys=True)
   return {column: row[column] for column in RUN_COLUMNS}
+
+
+def _lineage_columns(record: Any, source: str) -> dict[str, Any]:
+  """The lineage columns of a run: role, parent trunk, fork and cooldown tokens (None for a lone run)."""
+  if record is None:
+    return dict.fromkeys(LINEAGE_COLUMNS)
+  from mixlaws import registry
+
+  lineage = registry.Lineage.from_dict(record, source)
+  return {"role": lineage.role, "trunk": lineage.trunk, "fork_tokens": lineage.fork_tokens[-1],
+          "cooldown_tokens": lineage.cooldown_tokens if lineage.role == "branch" else None}  # fmt: skip
 
 
 class Store:
@@ -238,7 +264,7 @@ class Store:
         self._db.execute(f"PRAGMA user_version = {version + 1}")
 
   def _add_flat_columns(self) -> None:
-    declared = {**{c: t for c, (_, _, t) in CONFIG_COLUMNS.items()}, **COUNT_COLUMNS}
+    declared = {**{c: t for c, (_, _, t) in CONFIG_COLUMNS.items()}, **COUNT_COLUMNS, **LINEAGE_COLUMNS}
     if not set(declared) - self._runs_table_columns():
       return
     with self.transaction():
@@ -376,8 +402,8 @@ class Store:
     train step. loss="smoothed_train": the mean train loss over the run's final logged steps, the
     smoothed final training loss of Hoffmann et al. 2022 and Krajewski et al. 2024 (PAPERS.md §0.2);
     `window` is a count of logged records (int) or a fraction of the run's tokens (float), see
-    `window_mean`. Only runs in state "done" qualify. The runs left out, with the reason, are in
-    `frame.attrs["left_out"]` (run_id → reason).
+    `window_mean`. Only runs in state "done" qualify, and never a WSD trunk (a branch is a run like any
+    other). The runs left out, with the reason, are in `frame.attrs["left_out"]` (run_id → reason).
     """
     if loss not in LOSSES:
       raise ValueError(f"loss: unknown {loss!r}; expected one of {', '.join(LOSSES)}")
@@ -389,9 +415,11 @@ class Store:
     if loss == "final_eval":
       last_train = dict(self._last_steps(study, "train", "loss"))
     values, left_out = {}, {}
-    for run_id, state, error in zip(runs["run_id"], runs["state"], runs["error"]):
+    for run_id, state, error, role in zip(runs["run_id"], runs["state"], runs["error"], runs["role"]):
       s = series.get(run_id)
-      if state != "done":
+      if role == "trunk":
+        left_out[run_id] = TRUNK_LEFT_OUT
+      elif state != "done":
         left_out[run_id] = f"state is {state}" + (f" ({error})" if isinstance(error, str) and error else "")
       elif s is None:
         left_out[run_id] = f"no {split} loss logged"
@@ -407,6 +435,7 @@ class Store:
     out = runs[runs["run_id"].isin(values)].reset_index(drop=True)
     out["loss"] = out["run_id"].map(values).astype(float)
     out.attrs["left_out"] = left_out
+    out.attrs["trunks"] = sum(reason == TRUNK_LEFT_OUT for reason in left_out.values())
     return out
 
   def _last_steps(self, study: str | None, split: str, name: str) -> list[tuple[str, int]]:
@@ -426,10 +455,17 @@ class Store:
     below T tokens; `step` is that record's step. A run counts as reaching T once it has logged a
     record at or beyond T; pairs it has not reached are left out, listed in
     `frame.attrs["left_out"]` ((run_id, T) → reason).
+
+    `mid_run` is True for a loss taken before the run's schedule ended: before its last token, or
+    anywhere in a WSD trunk (which never cools down). Such a loss is not the final loss of a run of
+    budget T (a cosine run at T has not decayed); `frame.attrs["mid_run"]` counts them.
     """
     check_window(window)
     targets = [float(t) for t in tokens]
     rows, left_out = [], {}
+    runs = self.runs(study)
+    ends = dict(zip(runs["run_id"], runs["tokens"]))
+    trunks = set(runs["run_id"][runs["role"] == "trunk"])
     for run_id, s in _by_run(self._series(study, split, "loss")).items():
       for target in targets:
         end = int(np.searchsorted(s["tokens"], target, side="right")) - 1
@@ -438,11 +474,13 @@ class Store:
         elif end < 0:
           left_out[(run_id, target)] = f"no {split} loss logged at or below {target:.4g} tokens"
         else:
-          rows.append((run_id, target, window_mean(s["tokens"], s["value"], end, window), int(s["step"][end])))
+          mid_run = run_id in trunks or s["tokens"][end] < ends.get(run_id, 0)
+          rows.append((run_id, target, window_mean(s["tokens"], s["value"], end, window), int(s["step"][end]), mid_run))
     import pandas as pd
 
-    out = pd.DataFrame(rows, columns=["run_id", "tokens", "loss", "step"])
+    out = pd.DataFrame(rows, columns=["run_id", "tokens", "loss", "step", "mid_run"])
     out.attrs["left_out"] = left_out
+    out.attrs["mid_run"] = int(out["mid_run"].sum())
     return out
 
   def curves(self, study: str, split: str | None = None, names: Sequence[str] | None = ("loss",)) -> pd.DataFrame:

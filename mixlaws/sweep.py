@@ -40,6 +40,7 @@ HEARTBEAT_SECONDS = 30.0  # a worker refreshes its claim this often, as the trai
 STALE_AFTER = 300.0  # default: a claim silent this long belongs to a dead worker (ten missed heartbeats)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 MAX_RUN_ID_BYTES = 1024  # run ids broadcast between the processes of a multi-process worker
+FORK_POLL_SECONDS = 2.0  # an idle worker looks this often for a branch whose trunk has saved its fork
 IO_THREADS = 32  # reads of a gs:// queue are network round trips; overlapping them keeps a scan of hundreds short
 
 
@@ -273,7 +274,7 @@ def claim(run: RunDir, *, retry_failed: bool = False, stale_after: float = STALE
   attempt left by a worker that died before starting the run is skipped for the next one.
   """
   seen = run.read_status()
-  if not wants_worker(run, seen, retry_failed, stale_after):
+  if not wants_worker(run, seen, retry_failed, stale_after) or not fork_ready(run):
     return None
   attempt = 0 if seen["state"] == "pending" else seen["attempt"] + 1
   while not create_claim(run, attempt):
@@ -368,6 +369,43 @@ def holding(won: Claim):
     yield won
   finally:
     beat.stop()
+
+
+def _lineage(run: RunDir) -> dict[str, Any] | None:
+  try:
+    return run.read_config().get("lineage")
+  except (OSError, ValueError):
+    return None
+
+
+def fork_ready(run: RunDir) -> bool:
+  """False for a WSD branch that has not started and whose trunk has not yet saved its fork checkpoint.
+
+  A branch that saved a checkpoint of its own resumes from it and needs the fork no more.
+  """
+  lineage = _lineage(run)
+  if lineage is None or lineage.get("role") != "branch":
+    return True
+  if run.checkpoints_dir.exists() and any(p.name.isdigit() for p in run.checkpoints_dir.iterdir()):
+    return True
+  from mixlaws import train
+
+  return train.fork_exists(RunDir(run.path.parent / lineage["trunk"]), int(lineage["fork_steps"][0]))
+
+
+def waiting_for_forks(root: str | os.PathLike, study: str) -> list[str]:
+  """Branches a worker could take once their trunk, still pending or running, saves their fork."""
+  runs = run_dirs(root, study)
+  states = {run.path.name: status for run, status in zip(runs, _map(RunDir.read_status, runs))}
+  waiting = []
+  for run in runs:
+    status, lineage = states[run.path.name], _lineage(run)
+    if not status or status["state"] != "pending" or not lineage or lineage.get("role") != "branch":
+      continue
+    trunk = states.get(lineage["trunk"])
+    if trunk and trunk["state"] in ("pending", "running", "preempted") and not fork_ready(run):
+      waiting.append(run.path.name)
+  return waiting
 
 
 class _Heartbeat:
@@ -493,11 +531,14 @@ def work(
   distributed: DistributedConfig | None = None,
   tpu_pod: bool = False,
   log: Callable[[str], None] = lambda line: None,
+  wait_for_forks: bool = True,
 ) -> WorkerReport:
   """Claims and trains runs of `root/study` until none is left to take or a stop signal arrives.
 
   `distributed` joins a multi-process worker (local processes through jax.distributed); `tpu_pod`
   joins the hosts of a TPU slice with jax.distributed's auto-detection. Process 0 claims for all.
+  With `wait_for_forks`, a single-process worker with nothing to take stays while some branch waits
+  for the fork its trunk (pending or trained by another worker) has yet to save, and takes it then.
   """
   import jax
 
@@ -529,6 +570,9 @@ def work(
         if stop and won is not None:  # the signal came while claiming: hand the run straight back
           won.run.write_status("preempted", step=won.run.read_status()["step"], attempt=won.attempt)
         run_id, attempt = (won.run_id, won.attempt) if won and not stop else (None, -1)
+      if not stop and run_id is None and lead and not multi and wait_for_forks and waiting_for_forks(root, study):
+        time.sleep(FORK_POLL_SECONDS)  # branches wait on a trunk another worker trains: poll, don't leave
+        continue
       if stop or run_id is None:
         report.stopped_by = stop
         return report

@@ -260,6 +260,7 @@ class Run:
     self.started_at = time.perf_counter()
     self.step = 0  # the newest step reached (restored or settled): what status.json reports on failure
     self.timings: dict[str, float] = {}  # startup_s, first_step_s: see RunDir.write_status
+    self.fork_steps = trunk_fork_steps(self.run)  # a WSD trunk saves a fork checkpoint at each
 
   def status(self, state: str, step: int, error: str | None = None, force: bool = True) -> None:
     now = time.time()
@@ -301,7 +302,10 @@ def _restore_or_init(run: Run, manager, tx, iterator):
   """Resume order: newest checkpoint that restores → train state (with its shardings) and iterator
   state; else init. A checkpoint that does not restore (truncated by a crash, a full disk) is named in
   a warning and moved to corrupt_checkpoints/, and the next older one is tried."""
-  if manager.latest_step() is None:
+  latest = manager.latest_step()
+  if latest is None and branch_lineage(run.run) is not None:
+    return _restore_fork(run, tx, iterator)  # a branch's first attempt starts from its trunk's fork
+  if latest is None:
     return init_state(run.cfg, run.mesh, tx)
   abstract = jax.eval_shape(init_fn(run.cfg, tx))
   shardings = state_shardings(abstract, run.mesh, run.cfg.mesh.param_rules)
@@ -475,6 +479,10 @@ def _loop(run: Run, state, shardings, gdef, tx, iterator, manager, step: int) ->
       if checkpoint:
         save(step)
       last_time = time.perf_counter()  # the next step's time excludes evaluation and saving
+    if step in run.fork_steps:  # a WSD trunk: the state a cooldown branch starts from
+      settle()
+      _save_fork(run, state, iterator, step)
+      last_time = time.perf_counter()
     if run.stop.requested:
       settle()
       save(step)
@@ -515,3 +523,76 @@ class _ProgressBar:
 
 def _progress_bar(run: Run, step: int) -> _ProgressBar | None:
   return _ProgressBar(run.run.path.name, run.total_steps, step) if run.progress else None
+
+
+# ------------------------------------------------------------------------------------------------
+# WSD trunks and branches (registry.branch_runs): the trunk saves its state and data-iterator state
+# at each fork step under forks/ (never pruned); a branch's first attempt restores its fork read-only
+# and then trains and checkpoints in its own run dir, so it never writes to the trunk's files.
+
+
+def _lineage(run: RunDir):
+  from mixlaws import registry
+
+  if not run.config_path.exists():
+    return None
+  record = run.read_config().get("lineage")
+  return None if record is None else registry.Lineage.from_dict(record, os.fspath(run.config_path))
+
+
+def trunk_fork_steps(run: RunDir) -> frozenset[int]:
+  """The steps a trunk saves fork checkpoints at (empty for any other run)."""
+  lineage = _lineage(run)
+  return frozenset(lineage.fork_steps) if lineage is not None and lineage.role == "trunk" else frozenset()
+
+
+def branch_lineage(run: RunDir):
+  """The run's registry.Lineage when it is a branch, else None."""
+  lineage = _lineage(run)
+  return lineage if lineage is not None and lineage.role == "branch" else None
+
+
+def forks_directory(trunk_dir: RunDir) -> str:
+  """<trunk>/forks, absolute (or a URL) as orbax wants it."""
+  path = os.fspath(trunk_dir.path / "forks")
+  return path if "://" in path else os.path.abspath(path)
+
+
+def fork_exists(trunk_dir: RunDir, step: int) -> bool:
+  """Whether the trunk's fork checkpoint at `step` is complete (orbax renames a finished save into place)."""
+  path = trunk_dir.path / "forks" / str(step)
+  return path.exists() and ocp.step.is_checkpoint_finalized(path)
+
+
+def _fork_manager(trunk_dir: RunDir, read_only: bool) -> ocp.CheckpointManager:
+  options = ocp.CheckpointManagerOptions(max_to_keep=None, enable_async_checkpointing=False, create=not read_only,
+                                         read_only=read_only)  # fmt: skip
+  return ocp.CheckpointManager(forks_directory(trunk_dir), options=options)
+
+
+def _save_fork(run: Run, state, iterator, step: int) -> None:
+  """Saves the fork at `step` once; a trunk resumed past a fork replays to the same state, so it skips it."""
+  if fork_exists(run.run, step):
+    return
+  manager = _fork_manager(run.run, read_only=False)
+  manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                             data=ocp.args.JsonSave(iterator.state())))  # fmt: skip
+  manager.wait_until_finished()
+  manager.close()
+
+
+def _restore_fork(run: Run, tx, iterator):
+  """A branch's start: its trunk's fork checkpoint → train state and data-iterator state (read-only)."""
+  lineage = branch_lineage(run.run)
+  trunk = RunDir(run.run.path.parent / lineage.trunk)
+  step = lineage.fork_steps[0]
+  if not fork_exists(trunk, step):
+    raise ValueError(f"{trunk.path}: no fork checkpoint at step {step} yet; train the trunk {lineage.trunk} first")
+  abstract = jax.eval_shape(init_fn(run.cfg, tx))
+  shardings = state_shardings(abstract, run.mesh, run.cfg.mesh.param_rules)
+  target = abstract_with_shardings(abstract, shardings)
+  manager = _fork_manager(trunk, read_only=True)
+  restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target),
+                                                           data=ocp.args.JsonRestore()))  # fmt: skip
+  iterator.restore(restored["data"])
+  return restored["state"], shardings, abstract

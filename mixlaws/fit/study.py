@@ -88,7 +88,10 @@ def from_store(st, study: str, convention: str, loss: str = "final_eval", window
   runs = st.final_losses(study, loss=loss, window=window)
   if runs.empty:
     raise ValueError(f"study {study}: no finished run has a {loss} loss in the store")
-  return points.from_runs(runs, convention)
+  frame = points.from_runs(runs, convention)
+  # WSD trunks: their losses come from mid-run (no cooldown), so they are never points; say so.
+  frame.attrs["trunks_left_out"] = runs.attrs.get("trunks", 0)
+  return frame
 
 
 def metric_from_store(st, study: str, metric: str, convention: str, chance: float | None = None) -> pd.DataFrame:

@@ -20,8 +20,11 @@ def test_studies_lists_every_study_and_variant(monkeypatch):
   listed = json.loads(result.stdout)
   rows = {r["study"]: r for r in listed}
   expected = {name for name in registry.studies()} | {f"{n}-tiny" for n in registry.studies() if n != "smoke"}
-  assert set(rows) == expected
-  assert (rows["krajewski2024"]["runs"], rows["ludziejewski2025"]["runs"], rows["smoke"]["runs"]) == (168, 270, 16)
+  assert set(rows) == expected | {"krajewski2024-wsd", "krajewski2024-tiny-wsd"}
+  # ludziejewski2025: 270 (N, D) points as WSD branches of 51 trunks; krajewski2024-wsd: 160 branches, 51 trunks,
+  # 8 shapes with a single budget trained alone.
+  assert (rows["krajewski2024"]["runs"], rows["ludziejewski2025"]["runs"], rows["smoke"]["runs"]) == (168, 321, 16)
+  assert rows["krajewski2024-wsd"]["runs"] == 168 + 51
   smoke = registry.expand("smoke")
   assert rows["smoke"]["flops"] == pytest.approx(sum(s.counts.flops("chinchilla") for s in smoke))
   monkeypatch.setattr(registry, "summary", lambda: listed)  # the table shows the same rows; expand once only

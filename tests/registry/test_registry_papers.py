@@ -72,11 +72,13 @@ def test_ludziejewski2025_is_appendix_e(ludziejewski):
     printed[key] = (row["n_total"], row["n_act"])
     for d in row["d_values"].split():
       expected[(*key, round(paper_tables.parse_size(d)))] += 1
-  got = Counter((*_shape(s), s.config.moe.expansion_rate, s.config.train.tokens) for s in ludziejewski)
-  assert len(ludziejewski) == 270 == sum(expected.values())
+  points = [s for s in ludziejewski if s.is_point]  # WSD branches (PAPERS.md §2.6): one per (N, D)
+  got = Counter((*_shape(s), s.config.moe.expansion_rate, s.config.train.tokens) for s in points)
+  assert len(points) == 270 == sum(expected.values())
   assert got == expected
   assert len({k[:4] for k in got}) == len(printed)  # 53 rows, two pairs of which share a model
-  for s in ludziejewski:
+  assert all(s.lineage.role == "branch" for s in points) and len(ludziejewski) - len(points) == 51  # one trunk each
+  for s in points:
     n_total, n_act = printed[(*_shape(s), s.config.moe.expansion_rate)]
     count = s.counts.conventions["ludziejewski2025"]
     assert abs(count.active_params - paper_tables.parse_size(n_act)) <= paper_tables.printed_precision(n_act)
@@ -89,7 +91,7 @@ def test_ludziejewski2025_recipe_and_derived_lr(ludziejewski):
     assert s.config.train.lr == pytest.approx(
       registry.eq8_lr(registry.eq8_params(s.config), s.config.moe.expansion_rate)
     )
-  cfg = ludziejewski[0].config
+  cfg = next(s for s in ludziejewski if s.is_point).config
   assert (cfg.moe.router, cfg.moe.top_k, cfg.moe.z_loss_weight, cfg.moe.load_balance_weight) == (
     "switch",
     1,
@@ -115,10 +117,13 @@ def test_every_variant_validates_on_8_devices(name):
   if name == "smoke":
     assert variants == ()
     specs = registry.expand(name, n_devices=8)
+  elif name == "krajewski2024":
+    assert variants == ("tiny", "wsd", "tiny-wsd")
+    specs = registry.expand(name, "tiny", n_devices=8) + registry.expand(name, "tiny-wsd", n_devices=8)
   else:
     assert variants == ("tiny",)
     specs = registry.expand(name, "tiny", n_devices=8)
-  assert specs and all(s.study == specs[0].study for s in specs)
+  assert specs and len({s.study for s in specs}) == (2 if name == "krajewski2024" else 1)
   for s in specs:
     assert s.config.data.source == "stdlib" and s.config.data.tokenizer == "byte"
     assert s.config.model.vocab_size == config.BYTE_VOCAB_SIZE
