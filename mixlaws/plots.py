@@ -144,6 +144,36 @@ def _extrapolated(ax, x: np.ndarray, y: np.ndarray, edge: float, **style) -> Non
   ax.plot(x[start:], y[start:], "--", color=line.get_color(), **style)
 
 
+def _ordered_legend(runs: pd.DataFrame, ids=None) -> pd.DataFrame:
+  rows = runs if ids is None else runs[runs["run_id"].isin(ids)]
+  return runs_legend(rows.sort_values(["expansion_rate", "granularity", "params_active", "run_id"]))
+
+
+def _draw_curves(ax, frame: pd.DataFrame, legend: pd.DataFrame, colors: dict, budgets: list, x: str) -> list:
+  """One line per run: the family's colour (shaded by size), the budget's line style; legend entries."""
+  entries = []
+  for fam, members in sorted(legend.groupby("family", sort=False), key=lambda item: list(colors).index(item[0])):
+    sizes = sorted(members["size"].unique())
+    for i, size in enumerate(sizes):
+      color = _shade(colors[fam], i, len(sizes))
+      entries.append((f"{fam} N={number(size)}" if len(sizes) > 1 or fam == "dense" else fam, {"color": color}))
+      for _, run in members[members["size"] == size].iterrows():
+        g = frame[frame["run_id"] == run["run_id"]]
+        g = g[(g[x] > 0) & (g["value"] > 0)]
+        ax.plot(g[x], g["value"], STYLES[budgets.index(run["budget"]) % len(STYLES)], color=color, lw=1.2)
+  return entries
+
+
+def _budget_entries(budgets: list) -> list:
+  return [(f"D = {number(b)} tokens", {"color": "grey", "ls": STYLES[i % len(STYLES)]}) for i, b in enumerate(budgets)]
+
+
+def _loss_axes(ax, x: str) -> None:
+  ax.set(xscale="log", yscale="log", xlabel=LABELS.get(x, x), ylabel=LABELS["loss"])
+  ax.grid(True, which="both", alpha=0.3)
+  _plain_ticks(ax)
+
+
 def curves(
   frame: pd.DataFrame,
   out_dir: str,
@@ -156,7 +186,7 @@ def curves(
   """Loss against tokens (or flops, step) per run, from a long frame run_id, x, value.
 
   With `runs` (the store's runs rows) each curve is named by its configuration: one colour per
-  family (dense, each E and G), darker for a larger model, one line style per token budget D.
+  family (dense, each E and G), paler for a smaller model, one line style per token budget D.
   """
   missing = [c for c in ("run_id", x, "value") if c not in frame.columns]
   if missing:
@@ -164,36 +194,45 @@ def curves(
   plt = _pyplot()
   fig, ax = plt.subplots(figsize=(8, 4.5))
   ids = sorted(frame["run_id"].unique())
-  legend = None
-  if runs is not None:
-    ordered = runs[runs["run_id"].isin(ids)].sort_values(["expansion_rate", "granularity", "params_active", "run_id"])
-    legend = runs_legend(ordered)
+  legend = _ordered_legend(runs, ids) if runs is not None else None
   if legend is None or set(legend["run_id"]) != set(ids):
     for run_id, g in frame.groupby("run_id", sort=True):
       g = g[(g[x] > 0) & (g["value"] > 0)]
       ax.plot(g[x], g["value"], lw=1, label=str(run_id))
     ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
   else:
-    colors = _family_colors(legend["family"])
     budgets = sorted(legend["budget"].unique())
-    entries = []
-    for fam, members in sorted(legend.groupby("family", sort=False), key=lambda item: list(colors).index(item[0])):
-      sizes = sorted(members["size"].unique())
-      for i, size in enumerate(sizes):
-        color = _shade(colors[fam], i, len(sizes))
-        entries.append((f"{fam} N={number(size)}" if len(sizes) > 1 or fam == "dense" else fam, {"color": color}))
-        for _, run in members[members["size"] == size].iterrows():
-          g = frame[frame["run_id"] == run["run_id"]]
-          g = g[(g[x] > 0) & (g["value"] > 0)]
-          style = STYLES[budgets.index(run["budget"]) % len(STYLES)]
-          ax.plot(g[x], g["value"], style, color=color, lw=1.2)
-    entries += [(f"D = {number(b)} tokens", {"color": "grey", "ls": STYLES[i % len(STYLES)]}) for i, b in
-                enumerate(budgets)]  # fmt: skip
-    _legend(ax, entries, outside=True)
-  ax.set(xscale="log", yscale="log", xlabel=LABELS.get(x, x), ylabel=LABELS["loss"])
+    colors = _family_colors(_ordered_legend(runs)["family"])
+    _legend(ax, _draw_curves(ax, frame, legend, colors, budgets, x) + _budget_entries(budgets), outside=True)
   ax.set_title(title or "training loss per run", fontsize=10)
-  ax.grid(True, which="both", alpha=0.3)
-  _plain_ticks(ax)
+  _loss_axes(ax, x)
+  return save(fig, out_dir, name)
+
+
+def curves_by_family(
+  frame: pd.DataFrame, runs: pd.DataFrame, out_dir: str, *, x: str = "tokens", name: str = "curves_by_family",
+  title: str = "",
+) -> list[str]:  # fmt: skip
+  """One panel per family (dense, each E and G) on shared axes, coloured and styled as `curves` does."""
+  legend = _ordered_legend(runs, frame["run_id"].unique())
+  colors = _family_colors(_ordered_legend(runs)["family"])
+  families = [f for f in colors if f in set(legend["family"])]
+  budgets = sorted(legend["budget"].unique())
+  plt = _pyplot()
+  cols = min(3, len(families))
+  rows = -(-len(families) // cols)
+  fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.3 * rows), sharex=True, sharey=True, squeeze=False)
+  for ax, fam in zip(axes.flat, families):
+    members = legend[legend["family"] == fam]
+    entries = _draw_curves(ax, frame, members, colors, budgets, x)
+    _legend(ax, entries + _budget_entries(budgets))
+    ax.set_title(f"{fam} runs", fontsize=9)
+    _loss_axes(ax, x)
+    ax.xaxis.set_minor_formatter("")  # narrow panels: decade labels only
+  for ax in axes.flat[len(families) :]:
+    ax.set_visible(False)
+  fig.suptitle(title or "training loss per family", fontsize=10)
+  fig.tight_layout()
   return save(fig, out_dir, name)
 
 
@@ -237,6 +276,8 @@ def isoflop(
     _extrapolated(right, c, law(c), interior["flops"].max(), label=f"N* ∝ C^{law.exponent:.3f}")
     right.axvline(interior["flops"].max(), ls=":", color="grey")
     right.legend(fontsize=8)
+  else:
+    right.text(0.5, 0.5, "fewer than two budgets\nhave an interior minimum", ha="center", transform=right.transAxes)
   right.set(xscale="log", yscale="log", xlabel=LABELS["flops"], ylabel="compute-optimal " + LABELS.get(size, size),
             title="the loss-minimising N at each compute C")  # fmt: skip
   for ax in (left, right):
