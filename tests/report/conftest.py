@@ -74,3 +74,19 @@ def smoke_root(tmp_path_factory):
   root = tmp_path_factory.mktemp("smoke")
   write_smoke(root, failed=1)
   return root
+
+
+@pytest.fixture(scope="module")
+def toy_report(toy_root):
+  """`mixlaws report toy` written over a stale file: (path, the command's output)."""
+  from click.testing import CliRunner
+
+  from mixlaws import cli
+
+  path = toy_root / "report.html"
+  path.write_text("stale")
+  result = CliRunner().invoke(
+    cli.main, ["report", "toy", "--root", str(toy_root), "--out", str(path), "--bootstrap", "0"]
+  )
+  assert result.exit_code == 0, result.output
+  return path, result.output

@@ -9,9 +9,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mixlaws import store
-from mixlaws.report import study as report_study
-
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
          "--enable-logging=stderr", "--v=0"]  # fmt: skip
@@ -27,14 +24,8 @@ def chromium(url: str, *args: str, tmp_path) -> subprocess.CompletedProcess:
                         timeout=60, check=True)  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def toy_report(toy_root):
-  """The report of the toy study: three runs done, one still running (a partial sweep)."""
-  with store.open(toy_root) as st:
-    return report_study.write(st, "toy", toy_root / "report.html", bootstrap=0)
-
-
 def test_the_report_loads_in_chromium_with_every_figure_and_table_and_no_console_message(toy_report, tmp_path):
+  toy_report = toy_report[0]
   source = open(toy_report, encoding="utf-8").read()
   assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//|url\(\s*["']?https?:|<script""", source)  # no network
   url = f"file://{toy_report}"
@@ -52,6 +43,7 @@ def test_the_report_loads_in_chromium_with_every_figure_and_table_and_no_console
 
 
 def test_a_screenshot_of_the_report_is_not_blank(toy_report, tmp_path):
+  toy_report = toy_report[0]
   shot = tmp_path / "shot.png"
   chromium(f"file://{toy_report}", f"--screenshot={shot}", "--window-size=1000,1400", tmp_path=tmp_path)
   pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
