@@ -52,6 +52,9 @@ def test_wandb_logs_offline_under_the_run_dir(tmp_path, monkeypatch):
   for record in RECORDS:
     writer.add(record)
   writer.close()
+  import wandb
+
+  wandb.teardown()  # waits for the W&B service to write out what it holds (it lags on a busy machine)
   (log,) = (run.path / "wandb" / "wandb").glob("offline-run-*-study-run/run-study-run.wandb")  # what `wandb sync` sends
   history = _history(log.read_bytes())
   assert [h["train/loss"] for h in history if "train/loss" in h] == pytest.approx([4.9, 4.8, 4.7])
