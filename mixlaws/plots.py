@@ -44,7 +44,10 @@ def number(x: float, suffixes: bool = True) -> str:
   for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")) if suffixes else ():
     if scale <= magnitude < 1e3 * scale:
       return f"{x / scale:.3g}{suffix}"
-  mantissa, exponent = f"{x:.2g}".split("e")
+  text = f"{x:.2g}"
+  if "e" not in text:  # 0.0001 prints plainly
+    return text
+  mantissa, exponent = text.split("e")
   return f"{mantissa}e{int(exponent)}"
 
 
