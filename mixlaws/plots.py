@@ -125,11 +125,14 @@ def _pyplot():
   return plt
 
 
-def save(fig, out_dir: str, name: str) -> list[str]:
-  """Writes the figure as PNG and SVG; returns both paths."""
+FORMATS = ("png", "svg")
+
+
+def save(fig, out_dir: str, name: str, formats: Sequence[str] = FORMATS) -> list[str]:
+  """Writes the figure in each format (PNG and SVG by default); returns the paths."""
   os.makedirs(out_dir, exist_ok=True)
   paths = []
-  for ext in ("png", "svg"):
+  for ext in formats:
     path = os.path.join(out_dir, f"{name}.{ext}")
     fig.savefig(path, dpi=150, bbox_inches="tight")
     paths.append(path)
@@ -184,6 +187,7 @@ def curves(
   runs: pd.DataFrame | None = None,
   x: str = "tokens",
   name: str = "curves",
+  formats: Sequence[str] = FORMATS,
   title: str = "",
 ) -> list[str]:
   """Loss against tokens (or flops, step) per run, from a long frame run_id, x, value.
@@ -209,13 +213,19 @@ def curves(
     _legend(ax, _draw_curves(ax, frame, legend, colors, budgets, x) + _budget_entries(budgets), outside=True)
   ax.set_title(title or "training loss per run", fontsize=10)
   _loss_axes(ax, x)
-  return save(fig, out_dir, name)
+  return save(fig, out_dir, name, formats)
 
 
 def curves_by_family(
-  frame: pd.DataFrame, runs: pd.DataFrame, out_dir: str, *, x: str = "tokens", name: str = "curves_by_family",
+  frame: pd.DataFrame,
+  runs: pd.DataFrame,
+  out_dir: str,
+  *,
+  x: str = "tokens",
+  name: str = "curves_by_family",
+  formats: Sequence[str] = FORMATS,
   title: str = "",
-) -> list[str]:  # fmt: skip
+) -> list[str]:
   """One panel per family (dense, each E and G) on shared axes, coloured and styled as `curves` does."""
   legend = _ordered_legend(runs, frame["run_id"].unique())
   colors = _family_colors(_ordered_legend(runs)["family"])
@@ -236,11 +246,17 @@ def curves_by_family(
     ax.set_visible(False)
   fig.suptitle(title or "training loss per family", fontsize=10)
   fig.tight_layout()
-  return save(fig, out_dir, name)
+  return save(fig, out_dir, name, formats)
 
 
 def isoflop(
-  points: pd.DataFrame, minima: pd.DataFrame, out_dir: str, *, name: str = "isoflop", size: str = "params"
+  points: pd.DataFrame,
+  minima: pd.DataFrame,
+  out_dir: str,
+  *,
+  name: str = "isoflop",
+  formats: Sequence[str] = FORMATS,
+  size: str = "params",
 ) -> list[str]:
   """Loss against N per FLOP budget with the fitted parabolas and minima (left); N*(C) (right)."""
   from mixlaws.fit import isoflop as isoflop_lib
@@ -286,7 +302,7 @@ def isoflop(
   for ax in (left, right):
     ax.grid(True, which="both", alpha=0.3)
     _plain_ticks(ax)
-  return save(fig, out_dir, name)
+  return save(fig, out_dir, name, formats)
 
 
 def _axes(law, points: pd.DataFrame, x: str | None) -> tuple[str, str | None]:
@@ -311,7 +327,15 @@ def _law_family(row: pd.Series, columns: Sequence[str]) -> str:
 
 
 def fit(
-  law, result, points: pd.DataFrame, out_dir: str, *, x: str | None = None, name: str = "fit", extrapolate: float = 10.0
+  law,
+  result,
+  points: pd.DataFrame,
+  out_dir: str,
+  *,
+  x: str | None = None,
+  name: str = "fit",
+  formats: Sequence[str] = FORMATS,
+  extrapolate: float = 10.0,
 ) -> list[str]:
   """Observed points and the fitted law: loss against N, one curve per family and token budget D.
 
@@ -323,7 +347,7 @@ def fit(
   x = x or law.columns[0]
   others = [c for c in law.columns if c != x]
   if any(c not in points or points[c].nunique() > 8 for c in others):
-    return _fit_scaled(law, result, points, out_dir, x=x, name=name, extrapolate=extrapolate)
+    return _fit_scaled(law, result, points, out_dir, x=x, name=name, extrapolate=extrapolate, formats=formats)
   from mixlaws.fit import fitter
 
   target = result.options.get("target", law.target)
@@ -358,7 +382,7 @@ def fit(
   for a in axes[0]:
     a.grid(True, which="both", alpha=0.3)
     _plain_ticks(a)
-  return save(fig, out_dir, name)
+  return save(fig, out_dir, name, formats)
 
 
 def _by_granularity(ax, law, result, points: pd.DataFrame, x: str, target: str, budgets: list) -> None:
@@ -387,7 +411,15 @@ def _by_granularity(ax, law, result, points: pd.DataFrame, x: str, target: str, 
 
 
 def _fit_scaled(
-  law, result, points: pd.DataFrame, out_dir: str, *, x: str | None = None, name: str = "fit", extrapolate: float = 10.0
+  law,
+  result,
+  points: pd.DataFrame,
+  out_dir: str,
+  *,
+  x: str | None = None,
+  name: str = "fit",
+  formats: Sequence[str] = FORMATS,
+  extrapolate: float = 10.0,
 ) -> list[str]:
   """Observed points and the fitted law against `x`, one curve per group of a discrete column.
 
@@ -421,11 +453,18 @@ def _fit_scaled(
   ax.legend(fontsize=7)
   ax.grid(True, which="both", alpha=0.3)
   _plain_ticks(ax)
-  return save(fig, out_dir, name)
+  return save(fig, out_dir, name, formats)
 
 
 def residuals(
-  law, result, points: pd.DataFrame, out_dir: str, *, x: str | None = None, name: str = "residuals"
+  law,
+  result,
+  points: pd.DataFrame,
+  out_dir: str,
+  *,
+  x: str | None = None,
+  name: str = "residuals",
+  formats: Sequence[str] = FORMATS,
 ) -> list[str]:
   """ln y − ln ŷ (or y − ŷ for linear-residual laws) against x, with the Huber δ band.
 
@@ -464,11 +503,17 @@ def residuals(
   ax.set_title(f"{law.name}: residual of each run (RMSE {np.sqrt(np.mean(r**2)):.2g})", fontsize=10)
   ax.grid(True, which="both", alpha=0.3)
   _plain_ticks(ax)
-  return save(fig, out_dir, name)
+  return save(fig, out_dir, name, formats)
 
 
 def optimal(
-  table: pd.DataFrame, out_dir: str, *, observed_flops: float | None = None, name: str = "optimal", title: str = ""
+  table: pd.DataFrame,
+  out_dir: str,
+  *,
+  observed_flops: float | None = None,
+  name: str = "optimal",
+  formats: Sequence[str] = FORMATS,
+  title: str = "",
 ) -> list[str]:
   """Compute-optimal N*, D* (and E or G where they vary) against the FLOPs budget."""
   plt = _pyplot()
@@ -496,7 +541,7 @@ def optimal(
   ax.legend(fontsize=8)
   ax.grid(True, which="both", alpha=0.3)
   _plain_ticks(ax)
-  return save(fig, out_dir, name)
+  return save(fig, out_dir, name, formats)
 
 
 def allocation_table(allocations: Sequence) -> pd.DataFrame:

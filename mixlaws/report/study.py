@@ -140,8 +140,11 @@ def table(frame: pd.DataFrame, caption: str = "") -> str:
   return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>\n"
 
 
+SVG = ("svg",)  # the page inlines SVG; no PNG is drawn
+
+
 def figure(paths: Sequence[str], alt: str) -> str:
-  """The SVG that `plots` wrote, inline (the PNG beside it is not used)."""
+  """The SVG that `plots` wrote, inline."""
   svg_path = next(p for p in paths if p.endswith(".svg"))
   with open(svg_path, encoding="utf-8") as f:
     svg = f.read()
@@ -196,10 +199,13 @@ def curves_section(st: store.Store, study: str, runs: pd.DataFrame, out_dir: str
   if frame.empty:
     return _note("no run has logged a training loss yet")
   frame = frame[np.isfinite(frame["value"])]
-  parts = [figure(plots.curves(frame, out_dir, runs=runs, name="curves", title=f"{study}: training loss, every run"),
+  title = f"{study}: training loss, every run"
+  parts = [figure(plots.curves(frame, out_dir, runs=runs, name="curves", title=title, formats=SVG),
                   "training loss of every run")]  # fmt: skip
   if plots.runs_legend(runs)["family"].nunique() > 1:
-    paths = plots.curves_by_family(frame, runs, out_dir, title=f"{study}: training loss, one panel per family")
+    paths = plots.curves_by_family(
+      frame, runs, out_dir, title=f"{study}: training loss, one panel per family", formats=SVG
+    )
     parts.append(figure(paths, "training loss per family"))
   return "".join(parts)
 
@@ -269,8 +275,12 @@ def fits_section(fitted: Sequence[Fitted], notes: Sequence[str], out_dir: str) -
     parts.append(f"<h3>{_e(f.law.name)} on {_e(f.subset)}</h3><p><code>{_e(f.law.formula)}</code></p>")
     parts.append(table(coefficients, "coefficients" + (" with bootstrap intervals" if r.intervals else "")))
     parts.append(table(pd.DataFrame(quality, columns=["", "value"]), "fit quality"))
-    parts.append(figure(plots.fit(f.law, r, f.points, out_dir, name=f"fit_{i}"), f"{f.law.name} fit"))
-    parts.append(figure(plots.residuals(f.law, r, f.points, out_dir, name=f"residuals_{i}"), f"{f.law.name} residuals"))
+    parts.append(figure(plots.fit(f.law, r, f.points, out_dir, name=f"fit_{i}", formats=SVG), f"{f.law.name} fit"))
+    parts.append(
+      figure(
+        plots.residuals(f.law, r, f.points, out_dir, name=f"residuals_{i}", formats=SVG), f"{f.law.name} residuals"
+      )
+    )
   parts += [_note(n) for n in notes]
   return "".join(parts) or _note("no law was asked for")
 
@@ -331,7 +341,7 @@ def isoflop_section(st: store.Store, study: str, out_dir: str) -> str:
   if (sizes >= 3).sum() < 2:
     return _note("this study has no two compute budgets with three or more dense model sizes each")
   points = points[points["flops"].isin(sizes[sizes >= 3].index)]
-  return figure(plots.isoflop(points, isoflop.minima(points), out_dir), "isoFLOP profiles")
+  return figure(plots.isoflop(points, isoflop.minima(points), out_dir, formats=SVG), "isoFLOP profiles")
 
 
 def downstream_section(st: store.Store, study: str) -> str:
@@ -358,10 +368,13 @@ def health_section(st: store.Store, study: str, runs: pd.DataFrame) -> str:
       per_step = np.diff(loss["tokens"].to_numpy(float)) / np.maximum(np.diff(loss["step"].to_numpy(float)), 1)
       throughput = float(np.median(per_step) / np.median(step_time["value"]))
     mfu = c.loc[c["name"] == "mfu", "value"]
-    flags = [x for x in ("failed" if run["state"] == "failed" else "", "NaN loss" if nan else "",
-                         "preempted" if run["state"] == "preempted" or (run["attempt"] or 0) > 0 else "") if x]  # fmt: skip
-    rows.append([run["run_id"], run["state"], run["step"], run["attempt"], throughput,
-                 float(mfu.median()) if len(mfu) else math.nan, ", ".join(flags), _text(run["error"])])  # fmt: skip
+    preempted = run["state"] == "preempted" or (run["attempt"] or 0) > 0  # a later attempt resumed it
+    flags = [
+      flag for flag, on in (("failed", run["state"] == "failed"), ("NaN loss", nan), ("preempted", preempted)) if on
+    ]
+    mfu = float(mfu.median()) if len(mfu) else math.nan
+    rows.append([run["run_id"], run["state"], run["step"], run["attempt"], throughput, mfu, ", ".join(flags),
+                 _text(run["error"])])  # fmt: skip
   frame = pd.DataFrame(rows, columns=["run", "state", "step", "attempt", "tokens/s", "MFU", "flags", "error"])
   flagged = frame[frame["flags"] != ""]
   summary = _note(f"{len(flagged)} of {len(frame)} runs failed, hit NaN or were preempted") if len(flagged) else ""
