@@ -74,3 +74,18 @@ def test_a_study_without_runs_is_a_one_line_error(toy_root):
   result = CliRunner().invoke(cli.main, ["report", "nope", "--root", str(toy_root)])
   assert result.exit_code == 2 and "nope: no runs in the results store" in result.output
   assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_ludziejewski_fit_gets_compute_and_memory_optimal_tables_with_intervals():
+  import pandas as pd
+
+  law = laws.get("ludziejewski2025")
+  published = dict(next(iter(law.published.values())))
+  shifted = {**published, "c": published["c"] * 1.01}  # a second "resample", so the interval has width
+  fit = fitter.Fit(law.name, published, 0.0, 10, 1, 1, "gtol", 0.0, "jax", {}, {}, samples=[published, shifted], ci=0.9)
+  page = report_study.optimal_section([report_study.Fitted(law, "all runs", pd.DataFrame({"flops": [1e20]}), fit)])
+  for caption in ("compute-optimal (N, D, E, G)", "memory-optimal at 24 GB", "memory-optimal at 80 GB"):
+    assert caption in page
+  memory = re.findall(r"<td>([\d.]+) GB</td>", page)
+  assert memory and all(float(m) <= 80.001 for m in memory)  # the cap holds in every row
+  assert "memory-optimal allocation needs" not in page
