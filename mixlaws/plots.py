@@ -38,12 +38,14 @@ def number(x: float, suffixes: bool = True) -> str:
   x = float(x)
   if x == 0 or not np.isfinite(x):
     return f"{x:g}"
-  magnitude = abs(x)
-  if 1e-3 <= magnitude < 1e4:
+  magnitude = abs(float(f"{x:.3g}"))  # as rounded to 3 figures: 999.7 is written as 1k
+  if 1e-3 <= magnitude < 1e3:
     return f"{x:.3g}"
   for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")) if suffixes else ():
     if scale <= magnitude < 1e3 * scale:
       return f"{x / scale:.3g}{suffix}"
+  if 1e3 <= magnitude < 1e4:
+    return f"{x:.4g}"
   text = f"{x:.2g}"
   if "e" not in text:  # 0.0001 prints plainly
     return text

@@ -89,3 +89,15 @@ def test_a_ludziejewski_fit_gets_compute_and_memory_optimal_tables_with_interval
   memory = re.findall(r"<td>([\d.]+) GB</td>", page)
   assert memory and all(float(m) <= 80.001 for m in memory)  # the cap holds in every row
   assert "memory-optimal allocation needs" not in page
+
+
+@pytest.mark.parametrize(
+  "value, suffixes, text",
+  [(3.8, True, "3.8"), (4.0, True, "4"), (999.7, True, "1k"), (1000, True, "1k"), (26_000, True, "26k"),
+   (1.5e6, True, "1.5M"), (2e9, True, "2B"), (1e21, True, "1e21"), (2.5e-5, True, "2.5e-5"), (1000, False, "1000"),
+   (1e11, False, "1e11")],
+)  # fmt: skip
+def test_numbers_are_written_plainly(value, suffixes, text):
+  from mixlaws import plots
+
+  assert plots.number(value, suffixes) == text
