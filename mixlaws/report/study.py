@@ -236,28 +236,44 @@ def fit_laws(
   given = {f.law: f for f in fits}
   for name in dict.fromkeys([*law_names, *given]):
     law = laws.get(name)
+    if law.target != "loss":
+      notes.append(f"{name}: predicts {law.target}, not the loss; fit it with `mixlaws fit --metric`")
+      continue
     try:
       points = _points(st, study, law)
     except ValueError as e:
       notes.append(f"{name}: {e}")
       continue
-    subset = "all finished runs"
-    if "experts" not in law.columns:
-      points, subset = points[points["experts"] == 1].reset_index(drop=True), "the dense runs"
-    elif points["experts"].nunique() < 2:
-      notes.append(f"{name}: needs runs at two or more expansion rates E")
-      continue
+    points, subset = _subset(law, points)
     needed = len(law.params) + 1
     if name not in given and len(points) < needed:
       notes.append(f"{name}: {len(points)} finished run(s) among {subset}; it needs at least {needed}")
       continue
+    if "experts" in law.columns and points["experts"].nunique() < 2:
+      notes.append(f"{name}: needs finished runs at two or more expansion rates E")
+      continue
     init = fit_study.start_subset(law, starts) if starts else None
-    result = given.get(name) or fitter.fit(law, points, bootstrap=bootstrap, seed=0, init=init)
-    held = None
-    if len(points) > needed:  # the lowest-loss run, the one an extrapolation is for, held out
-      held = fitter.holdout(law, points, fitter.lowest(points, 1), init=init)
+    try:
+      result = given.get(name) or fitter.fit(law, points, bootstrap=bootstrap, seed=0, init=init)
+      held = None
+      if len(points) > needed:  # the lowest-loss run, the one an extrapolation is for, held out
+        held = fitter.holdout(law, points, fitter.lowest(points, 1), init=init)
+    except ValueError as e:
+      notes.append(f"{name}: {e}")
+      continue
     out.append(Fitted(law, subset, points, result, held))
   return out, notes
+
+
+def _subset(law: laws.Law, points: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+  """The runs a law describes: every run for a law in E, the MoE runs for one in G only, else the dense runs."""
+  if "experts" in law.columns:
+    return points, "all finished runs"
+  if "granularity" in law.columns:  # Krajewski et al. 2024: MoE at one expansion rate, G varying
+    moe = points[points["experts"] > 1]
+    rate = moe["experts"].mode().iloc[0] if len(moe) else 0
+    return moe[moe["experts"] == rate].reset_index(drop=True), f"the MoE runs at E={rate:g}"
+  return points[points["experts"] == 1].reset_index(drop=True), "the dense runs"
 
 
 def fits_section(fitted: Sequence[Fitted], notes: Sequence[str], out_dir: str) -> str:
