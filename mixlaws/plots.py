@@ -502,7 +502,8 @@ def residuals(
   _legend(ax, entries, outside=True)
   ylabel = f"ln {target} − ln fit" if log else f"{target} − fit"
   ax.set(xscale="log", xlabel=LABELS.get(x, x), ylabel=ylabel)
-  ax.set_title(f"{law.name}: residual of each run (RMSE {np.sqrt(np.mean(r**2)):.2g})", fontsize=10)
+  rmse = f"RMSE of ln {target} {np.sqrt(np.mean(r**2)):.2g}" if log else f"RMSE {np.sqrt(np.mean(r**2)):.2g}"
+  ax.set_title(f"{law.name}: residual of each run ({rmse})", fontsize=10)
   ax.grid(True, which="both", alpha=0.3)
   _plain_ticks(ax)
   return save(fig, out_dir, name, formats)
