@@ -15,9 +15,10 @@ $(VENV)/.demo: pyproject.toml | $(BIN)/python
 	touch $@
 
 # libtpu (the tpu extra) lets the tests AOT-compile for TPU topologies on a CPU-only machine; the gcp
-# extra lets them check gs:// run claims against an in-process fake of the storage API.
+# extra lets them check gs:// run claims against an in-process fake of the storage API; the
+# tensorboard and wandb extras let them read back what the optional trackers wrote.
 $(VENV)/.test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[test,tpu,gcp]'
+	$(BIN)/python -m pip install -q -e '.[test,tpu,gcp,tensorboard,wandb]'
 	touch $@ $(VENV)/.demo
 
 demo: $(VENV)/.demo

@@ -1159,6 +1159,31 @@ def plot_command(study, kind, law_name, fit_path, convention, loss, window, out_
     click.echo(f"wrote {path}")
 
 
+@main.command("report")
+@click.argument("study")
+@store_options
+@click.option("--out", default="report.html", show_default=True, help="The HTML file to write (replaced if it exists).")
+@click.option("--law", "law_names", multiple=True, metavar="NAME",
+              help="Fit this law (repeatable) [default: chinchilla on the dense runs, wang2024 on all].")  # fmt: skip
+@click.option(
+  "--fit", "fit_paths", multiple=True, metavar="FILE", help="Use this fit.json (repeatable) instead of fitting."
+)
+@click.option("--bootstrap", type=click.IntRange(min=0), default=100, show_default=True, help="Resamples per fit.")
+def report_command(study, root, store_path, out, law_names, fit_paths, bootstrap) -> None:
+  """One self-contained HTML page of a study: grid, curves, losses, fits, optimal allocation, health."""
+  from mixlaws.fit import study as fit_study
+  from mixlaws.report import study as report_study
+
+  try:
+    fits = [fit_study.load_fit(path) for path in fit_paths]
+    with _open_store(root, store_path) as st:
+      path = report_study.write(st, study, out, law_names=law_names or report_study.LAWS, fits=fits,
+                                bootstrap=bootstrap)  # fmt: skip
+  except ValueError as e:
+    _fail(e)
+  click.echo(f"wrote {path}")
+
+
 @bench_group.command("fit")
 @click.option("--points", type=click.IntRange(min=10), default=250, show_default=True, help="Synthetic points.")
 @click.option("--scipy-starts", type=click.IntRange(min=1), help="Time the scipy loop on this many of the starts and "

@@ -196,7 +196,8 @@ class OutputConfig:
 
   log_every: int = 1  # steps between metric records
   flops_convention: str = "chinchilla"  # convention of the `flops` column of metric records
-  tensorboard: bool = False  # also write TensorBoard events under run_dir/events
+  tensorboard: bool = False  # also write TensorBoard events under run_dir/events (the tensorboard extra)
+  wandb: bool = False  # also log to Weights & Biases under run_dir/wandb, offline unless WANDB_MODE says (wandb extra)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -97,8 +97,17 @@ def run(root: str = "runs", out: str = "demo-results", *, workers: int = 1, boot
     figures += plots.fit(laws.get(MOE_LAW), moe_fit, points, plot_dir, name="fit_moe")
     figures += plots.residuals(laws.get(MOE_LAW), moe_fit, points, plot_dir, name="residuals_moe")
   outputs["plots"] = ", ".join(figures)
+  outputs["report"] = _report(root, out, [dense_fit, moe_fit])  # last: the page to open
   echo("")
   echo(f"[bold green]done in {time.time() - start:.0f} s.[/] Outputs:")
   for name, path in outputs.items():
     echo(f"  {name}: {path}")
   return 0
+
+
+def _report(root: str, out: str, fits: list[fitter.Fit]) -> str:
+  """The study's one-page HTML report (mixlaws/report), from the fits above; returns its path."""
+  from mixlaws.report import study as report_study
+
+  with store.open(root) as st:
+    return report_study.write(st, STUDY, os.path.join(out, "report.html"), law_names=(), fits=fits)

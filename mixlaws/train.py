@@ -253,7 +253,8 @@ class Run:
     check_batch_sizes(cfg, self.batch_sharding)
     self.total_steps = budget.total_steps(cfg)
     self.flops_per_token = counting.run_counts(cfg).conventions[cfg.output.flops_convention].flops_per_token
-    self.metrics = MetricWriter(self.run, self.attempt, enabled=self.is_writer, tensorboard=cfg.output.tensorboard)
+    self.metrics = MetricWriter(self.run, self.attempt, enabled=self.is_writer, tensorboard=cfg.output.tensorboard,
+                                wandb=cfg.output.wandb)  # fmt: skip
     self.progress = progress and self.is_writer
     self.stop = _Stop()
     self.last_heartbeat = 0.0

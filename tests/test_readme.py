@@ -64,6 +64,13 @@ def test_every_readme_command_runs_and_prints_what_the_readme_shows(tmp_path, mo
   assert {p.name for p in (tmp_path / "plots").iterdir()} >= {"fit.png", "fit.svg", "curves.png", "curves.svg"}
   accuracy = next(v for k, v in outputs.items() if "--columns line_end/acc" in k)
   assert "line_end/acc" in accuracy
+  report = (tmp_path / "report.html").read_text()
+  assert report.count("<svg") >= 3 and "chinchilla on the dense runs" in report
+  from_python = next(
+    m.group(2) for m in FENCE.finditer(README) if m.group(1) == "python" and "store.open" in m.group(2)
+  )
+  exec(compile(from_python, "README.md (From Python)", "exec"), {})  # the Python section, on the tour's store
+  assert (tmp_path / "plots" / "fit_from_python.svg").exists()
 
 
 def test_the_readme_performance_figures_are_those_of_the_committed_benchmark_report():

@@ -61,6 +61,20 @@ class Fit:
   ci: float | None = None
   intervals: dict[str, tuple[float, float]] | None = None
 
+  def __repr__(self) -> str:
+    """One line: the law, its coefficients (with intervals), and how the fit went; no bootstrap samples."""
+    intervals = self.intervals or {}
+
+    def coefficient(name: str, value: float) -> str:
+      low_high = intervals.get(name)
+      return f"{name}={value:.4g}" + (f" [{low_high[0]:.4g}, {low_high[1]:.4g}]" if low_high else "")
+
+    ci = f"; {100 * self.ci:g}% intervals from {len(self.samples or [])} resamples" if self.ci else ""
+    return (
+      f"Fit({self.law} on {self.n_points} points: {', '.join(coefficient(k, v) for k, v in self.params.items())}; "
+      f"objective {self.objective:.3g}, {self.n_at_best}/{self.n_starts} starts at best{ci})"
+    )
+
   def to_dict(self) -> dict[str, Any]:
     return dataclasses.asdict(self)
 

@@ -240,7 +240,7 @@ def plot(kind: str, st, study: str, out_dir: str, *, law_name: str = "chinchilla
     frame = st.curves(study, split="train", names=("loss",))
     if frame.empty:
       raise ValueError(f"study {study}: no train loss curves in the store")
-    return plots.curves(frame, out_dir, title=f"{study}: training loss")
+    return plots.curves(frame, out_dir, runs=st.runs(study), title=f"{study}: training loss per run")
   law = laws.get(law_name)
   frame = from_store(st, study, convention or law.convention or "chinchilla", loss, window)
   if kind == "isoflop":
