@@ -56,15 +56,32 @@ def logical_to_spec(logical_axes: Sequence[str | None], rules: Rules) -> Partiti
 class _Context:
   mesh: Mesh
   rules: Rules
+  param_rules: Rules | None = None  # where parameters live, for code that reads them inside `jax.shard_map`
 
 
 _ACTIVE: contextvars.ContextVar[_Context | None] = contextvars.ContextVar("mixlaws_sharding", default=None)
 
 
 @contextlib.contextmanager
-def activation_sharding(mesh: Mesh, rules: Rules) -> Iterator[None]:
+def activation_sharding(mesh: Mesh, rules: Rules, param_rules: Rules | None = None) -> Iterator[None]:
   """Within this context (while tracing), `constrain` pins activations to the mesh."""
-  token = _ACTIVE.set(_Context(mesh, tuple(rules)))
+  token = _ACTIVE.set(_Context(mesh, tuple(rules), None if param_rules is None else tuple(param_rules)))
+  try:
+    yield
+  finally:
+    _ACTIVE.reset(token)
+
+
+def active() -> tuple[Mesh, Rules, Rules | None] | None:
+  """(mesh, activation rules, parameter rules or None) of the enclosing `activation_sharding`, or None."""
+  ctx = _ACTIVE.get()
+  return None if ctx is None else (ctx.mesh, ctx.rules, ctx.param_rules)
+
+
+@contextlib.contextmanager
+def unconstrained() -> Iterator[None]:
+  """Turns `constrain` into a no-op, e.g. inside `jax.shard_map`, where every mesh axis is manual."""
+  token = _ACTIVE.set(None)
   try:
     yield
   finally:

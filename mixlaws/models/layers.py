@@ -113,6 +113,10 @@ class Experts(nnx.Module):
     self.gate = param(rngs, cfg, (n_experts, d, width), d, ("expert", "embed", "mlp")) if gated else None
     self.down = param(rngs, cfg, (n_experts, width, d), width, ("expert", "mlp", "embed"))
 
+  @property
+  def n_experts(self) -> int:
+    return self.up.shape[0]
+
   def batched(self, x_ecd: jax.Array, weight_ec: jax.Array | None = None) -> jax.Array:
     """Each expert on its own capacity buffer: (E, C, D) → (E, C, D), row c scaled by weight_ec[e, c] if given.
 
