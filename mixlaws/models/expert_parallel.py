@@ -40,6 +40,12 @@ from mixlaws.models import routers
 from mixlaws.models.layers import Experts
 
 EXPERT_AXIS = "expert"
+ragged_all_to_all = jax.lax.ragged_all_to_all  # a module attribute, so CPU tests can put a stand-in here
+
+
+def ragged_collectives() -> bool:
+  """Whether this backend runs `ragged_all_to_all`: XLA:CPU has no such op (TPU and GPU do)."""
+  return jax.default_backend() != "cpu"
 
 
 def expert_mesh() -> tuple[Mesh, sharding.Rules, sharding.Rules] | None:
@@ -108,7 +114,9 @@ def plan_ragged(group_sizes_e: jax.Array, rows: int, axis: str = EXPERT_AXIS) ->
   # Block i holds device i's rows for my experts in expert order, then padding: label each row's local expert.
   ends_il = jnp.cumsum(mine_il, axis=1)
   slot_r = jnp.arange(rows, dtype=jnp.int32)
-  expert_ir = jax.vmap(lambda ends_l: jnp.searchsorted(ends_l, slot_r, side="right"))(ends_il)  # n_local: padding
+  expert_ir = jax.vmap(lambda ends_l: jnp.searchsorted(ends_l, slot_r, side="right", method="compare_all"))(
+    ends_il
+  )  # n_local: padding
   return RaggedRoute(
     send_sizes_x=send_sizes_x,
     send_offsets_x=send_offsets_x,
@@ -123,7 +131,7 @@ def plan_ragged(group_sizes_e: jax.Array, rows: int, axis: str = EXPERT_AXIS) ->
 def _owner_of_rows(route: RaggedRoute) -> jax.Array:
   """(A,) the owner each sorted row goes to (X past the last sent row)."""
   ends_x = jnp.cumsum(route.send_sizes_x)
-  return jnp.searchsorted(ends_x, jnp.arange(route.rows, dtype=jnp.int32), side="right")
+  return jnp.searchsorted(ends_x, jnp.arange(route.rows, dtype=jnp.int32), side="right", method="compare_all")
 
 
 def send_rows(x_ad: jax.Array, route: RaggedRoute, axis: str = EXPERT_AXIS, ragged: bool = True) -> jax.Array:
@@ -136,7 +144,7 @@ def send_rows(x_ad: jax.Array, route: RaggedRoute, axis: str = EXPERT_AXIS, ragg
   if ragged:
     out = jnp.zeros((n_shards * a, x_ad.shape[1]), x_ad.dtype)
     at_x = jnp.full((n_shards,), jax.lax.axis_index(axis) * a, jnp.int32)
-    return jax.lax.ragged_all_to_all(
+    return ragged_all_to_all(
       x_ad, out, route.send_offsets_x, route.send_sizes_x, at_x, route.recv_sizes_x, axis_name=axis
     )
   slot_r = jnp.arange(a, dtype=jnp.int32)
@@ -151,7 +159,7 @@ def return_rows(y_rd: jax.Array, route: RaggedRoute, axis: str = EXPERT_AXIS, ra
   if ragged:
     out = jnp.zeros((a, y_rd.shape[1]), y_rd.dtype)
     from_x = jnp.arange(n_shards, dtype=jnp.int32) * a
-    return jax.lax.ragged_all_to_all(
+    return ragged_all_to_all(
       y_rd, out, from_x, route.recv_sizes_x, route.return_offsets_x, route.send_sizes_x, axis_name=axis
     )
   back_rd = jax.lax.all_to_all(y_rd, axis, split_axis=0, concat_axis=0, tiled=True)  # block j from owner j
@@ -261,8 +269,9 @@ def apply(
       f"which is not a multiple of the routing group of {group_size} sequences"
     )
   graphdef, state = nnx.split(experts)
-  specs = jax.tree.map(lambda v: expert_spec(v, param_rules, token_axes), state, is_leaf=lambda v: isinstance(v, nnx.Variable))
-  ragged_collectives = jax.default_backend() != "cpu"
+  specs = jax.tree.map(
+    lambda v: expert_spec(v, param_rules, token_axes), state, is_leaf=lambda v: isinstance(v, nnx.Variable)
+  )
   batch_spec = PartitionSpec(token_axes or None)
 
   def local(x_btd, logits_bte, state):
@@ -270,7 +279,7 @@ def apply(
       flat_specs = jax.tree.leaves(specs, is_leaf=lambda s: isinstance(s, PartitionSpec))
       leaves, treedef = jax.tree.flatten(state)
       state = jax.tree.unflatten(treedef, [gather_weight(w, s) for w, s in zip(leaves, flat_specs, strict=True)])
-      remote = RemoteExperts(nnx.merge(graphdef, state), n_experts, EXPERT_AXIS, ragged_collectives)
+      remote = RemoteExperts(nnx.merge(graphdef, state), n_experts, EXPERT_AXIS, ragged_collectives())
       b, t, d = x_btd.shape
       routing, stats = route(logits_bte)
       y_sd = dispatch(x_btd.reshape(b * t, d), routing, remote)
