@@ -57,6 +57,7 @@ class _Context:
   mesh: Mesh
   rules: Rules
   param_rules: Rules | None = None  # where parameters live, for code that reads them inside `jax.shard_map`
+  constrain: bool = True  # False inside `jax.shard_map`, where every mesh axis is manual
 
 
 _ACTIVE: contextvars.ContextVar[_Context | None] = contextvars.ContextVar("mixlaws_sharding", default=None)
@@ -81,7 +82,8 @@ def active() -> tuple[Mesh, Rules, Rules | None] | None:
 @contextlib.contextmanager
 def unconstrained() -> Iterator[None]:
   """Turns `constrain` into a no-op, e.g. inside `jax.shard_map`, where every mesh axis is manual."""
-  token = _ACTIVE.set(None)
+  ctx = _ACTIVE.get()
+  token = _ACTIVE.set(None if ctx is None else dataclasses.replace(ctx, constrain=False))
   try:
     yield
   finally:
@@ -91,7 +93,7 @@ def unconstrained() -> Iterator[None]:
 def constrain(x: jax.Array, logical_axes: Sequence[str | None]) -> jax.Array:
   """Constrains an activation's sharding by logical axes; a no-op outside `activation_sharding`."""
   ctx = _ACTIVE.get()
-  if ctx is None:
+  if ctx is None or not ctx.constrain:
     return x
   spec = logical_to_spec(logical_axes, ctx.rules)
   return jax.lax.with_sharding_constraint(x, NamedSharding(ctx.mesh, spec))

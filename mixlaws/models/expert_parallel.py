@@ -36,7 +36,7 @@ from jax.sharding import Mesh, PartitionSpec
 
 from mixlaws import sharding
 from mixlaws.config import MeshConfig
-from mixlaws.models import routers
+from mixlaws.models import grouped_matmul, routers
 from mixlaws.models.layers import Experts
 
 EXPERT_AXIS = "expert"
@@ -44,8 +44,8 @@ ragged_all_to_all = jax.lax.ragged_all_to_all  # a module attribute, so CPU test
 
 
 def ragged_collectives() -> bool:
-  """Whether this backend runs `ragged_all_to_all`: XLA:CPU has no such op (TPU and GPU do)."""
-  return jax.default_backend() != "cpu"
+  """Whether the target platform runs `ragged_all_to_all`: XLA:CPU has no such op (TPU and GPU do)."""
+  return grouped_matmul.platform() != "cpu"
 
 
 def expert_mesh() -> tuple[Mesh, sharding.Rules, sharding.Rules] | None:
@@ -273,13 +273,14 @@ def apply(
     lambda v: expert_spec(v, param_rules, token_axes), state, is_leaf=lambda v: isinstance(v, nnx.Variable)
   )
   batch_spec = PartitionSpec(token_axes or None)
+  use_ragged = ragged_collectives()
 
   def local(x_btd, logits_bte, state):
     with sharding.unconstrained():
       flat_specs = jax.tree.leaves(specs, is_leaf=lambda s: isinstance(s, PartitionSpec))
       leaves, treedef = jax.tree.flatten(state)
       state = jax.tree.unflatten(treedef, [gather_weight(w, s) for w, s in zip(leaves, flat_specs, strict=True)])
-      remote = RemoteExperts(nnx.merge(graphdef, state), n_experts, EXPERT_AXIS, ragged_collectives())
+      remote = RemoteExperts(nnx.merge(graphdef, state), n_experts, EXPERT_AXIS, use_ragged)
       b, t, d = x_btd.shape
       routing, stats = route(logits_bte)
       y_sd = dispatch(x_btd.reshape(b * t, d), routing, remote)

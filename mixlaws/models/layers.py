@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from mixlaws.config import ModelConfig
+from mixlaws.models import grouped_matmul
 
 
 def dtype(name: str) -> jnp.dtype:
@@ -134,6 +135,10 @@ class Experts(nnx.Module):
   def ragged(self, x_ad: jax.Array, group_sizes_e: jax.Array) -> jax.Array:
     """Rows sorted by expert, `group_sizes_e` rows per expert, through `jax.lax.ragged_dot`: (A, D) → (A, D)."""
     cdt = x_ad.dtype
-    h_af = jax.lax.ragged_dot(x_ad, self.up[...].astype(cdt), group_sizes_e)
-    gate_af = jax.lax.ragged_dot(x_ad, self.gate[...].astype(cdt), group_sizes_e) if self.gate is not None else None
-    return jax.lax.ragged_dot(activate(h_af, gate_af, self.activation), self.down[...].astype(cdt), group_sizes_e)
+    h_af = grouped_matmul.ragged_dot(x_ad, self.up[...].astype(cdt), group_sizes_e)
+    gate_af = (
+      grouped_matmul.ragged_dot(x_ad, self.gate[...].astype(cdt), group_sizes_e) if self.gate is not None else None
+    )
+    return grouped_matmul.ragged_dot(
+      activate(h_af, gate_af, self.activation), self.down[...].astype(cdt), group_sizes_e
+    )

@@ -1,0 +1,33 @@
+"""Grouped matmul of expert-sorted rows, `jax.lax.ragged_dot` semantics, with the kernel chosen by platform.
+
+On TPU it runs JAX's Pallas grouped-matmul kernel (megablox `gmm`, with its own custom VJP), which
+skips the row tiles no group owns; elsewhere `jax.lax.ragged_dot`. The platform is that of the
+active mesh (so an ahead-of-time compile for a TPU topology on a CPU machine gets the TPU kernel),
+else the default backend.
+"""
+
+from __future__ import annotations
+
+import jax
+
+from mixlaws import sharding
+
+ROW_TILE = 128  # megablox's default m tile; the kernel needs the rows to be a multiple of it
+
+
+def platform() -> str:
+  """The platform the code being traced will run on."""
+  active = sharding.active()
+  return active[0].devices.flat[0].platform if active is not None else jax.default_backend()
+
+
+def ragged_dot(x_ad: jax.Array, w_edf: jax.Array, group_sizes_e: jax.Array) -> jax.Array:
+  """(A, D) rows, `group_sizes_e[e]` consecutive rows per group e, times (E, D, F) → (A, F); rows past the groups give 0."""
+  rows, d = x_ad.shape
+  f = w_edf.shape[2]
+  if platform() == "tpu" and rows % ROW_TILE == 0:
+    from jax.experimental.pallas.ops.tpu.megablox import ops as megablox
+
+    tiling = (ROW_TILE, min(d, 512), min(f, 512))
+    return megablox.gmm(x_ad, w_edf, group_sizes_e.astype("int32"), x_ad.dtype, tiling)
+  return jax.lax.ragged_dot(x_ad, w_edf, group_sizes_e)
