@@ -97,3 +97,26 @@ def test_expert_parallel_equals_one_device(case, tiny_config, materialize, fast_
     scale = float(jnp.max(jnp.abs(want)))
     assert scale > 0, path
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * scale, err_msg=jax.tree_util.keystr(path))
+
+
+@pytest.mark.parametrize(
+  ("overrides", "n_expert", "field"),
+  [
+    (["moe.expansion_rate=4", "moe.router=switch"], 8, "mesh.expert"),  # 4 experts over 8 devices
+    (
+      ["moe.expansion_rate=4", "moe.granularity=2", "moe.router=expert_choice", "moe.group_size=4"],
+      2,
+      "moe.group_size",
+    ),
+  ],
+)
+def test_expert_parallelism_rejects_what_it_cannot_split_in_one_line(overrides, n_expert, field, tiny_config,
+                                                                   materialize):  # fmt: skip
+  cfg = tiny_config("model.d_model=16", "model.n_heads=1", "model.d_ff=32", "train.batch_size=16", *overrides)
+  moe = materialize(lambda: MoE(cfg.model, cfg.moe, rngs=nnx.Rngs(0)))
+  mesh_cfg = config.MeshConfig(data=N_SHARDS // n_expert, expert=n_expert)
+  x = jax.ShapeDtypeStruct((16, 8, 16), jnp.float32)
+  with sharding.activation_sharding(sharding.make_mesh(mesh_cfg), mesh_cfg.activation_rules):
+    with pytest.raises(ValueError, match=field) as raised:
+      jax.eval_shape(lambda x: moe(x, train=True), x)
+  assert "\n" not in str(raised.value)
