@@ -90,6 +90,12 @@ def unconstrained() -> Iterator[None]:
     _ACTIVE.reset(token)
 
 
+def manual() -> bool:
+  """Whether the code being traced runs inside `unconstrained` (a `jax.shard_map` body)."""
+  ctx = _ACTIVE.get()
+  return ctx is not None and not ctx.constrain
+
+
 def constrain(x: jax.Array, logical_axes: Sequence[str | None]) -> jax.Array:
   """Constrains an activation's sharding by logical axes; a no-op outside `activation_sharding`."""
   ctx = _ACTIVE.get()

@@ -12,8 +12,13 @@ Used by `MoE` when the mesh's `expert` axis has more than one device. Inside `ja
      `jax.lax.ragged_dot` per local expert.
 3. combine: the dispatch function sums each token's expert outputs back, on the device that routed it.
 
-Expert weights arrive split over the expert axis and, where the parameter rules say so, over the data axes
-(FSDP) and the tensor axis; each device all-gathers the non-expert dimensions of its own experts.
+Expert weights arrive split over the expert axis and, where the parameter rules say so, over the mesh axes
+that also split the tokens (FSDP); each device all-gathers those dimensions of its own experts
+(`expert_spec`, `gather_weight`). A dimension split over the tensor axis is gathered by `jit` before.
+
+Dropless rows are received into a buffer sized for the worst case (X · A rows: every row of every
+device bound for one owner), as a static shape must be; on CPU a dense all_to_all of zero-padded blocks
+stands in for the ragged all-to-all, into the same layout.
 
 Local routing changes what drops under a capacity: capacity is C = cf · S_local · P / E per device, and
 priority is decided among one device's tokens. Dropless routing, expert choice and mixture of tokens give
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Callable
 
 import jax
@@ -262,7 +268,7 @@ def apply(
   if n_experts % n_shards:
     raise ValueError(f"mesh.expert: {n_experts} experts (E·G) do not split evenly over {n_shards} devices")
   token_axes = _axes(sharding.logical_to_spec(("batch",), rules)[0])
-  local_batch = x_btd.shape[0] // max(1, _size(mesh, token_axes))
+  local_batch = x_btd.shape[0] // math.prod(mesh.shape[a] for a in token_axes)
   if local_batch % group_size:
     raise ValueError(
       f"moe.group_size: expert parallelism routes each device's {local_batch} sequences on their own, "
@@ -293,10 +299,3 @@ def apply(
     out_specs=(batch_spec, PartitionSpec()),
   )(x_btd, logits_bte, state)
   return y_btd.reshape(-1, y_btd.shape[-1]), stats
-
-
-def _size(mesh: Mesh, axes: tuple[str, ...]) -> int:
-  size = 1
-  for a in axes:
-    size *= mesh.shape[a]
-  return size

@@ -1,7 +1,7 @@
 """Grouped matmul of expert-sorted rows, `jax.lax.ragged_dot` semantics, with the kernel chosen by platform.
 
-On TPU it runs JAX's Pallas grouped-matmul kernel (megablox `gmm`, with its own custom VJP), which
-skips the row tiles no group owns; elsewhere `jax.lax.ragged_dot`. The platform is that of the
+On TPU, outside `jax.shard_map`, it runs JAX's Pallas grouped-matmul kernel (megablox `gmm`, with its
+own custom VJP), which skips the row tiles no group owns; elsewhere `jax.lax.ragged_dot`. The platform is that of the
 active mesh (so an ahead-of-time compile for a TPU topology on a CPU machine gets the TPU kernel),
 else the default backend.
 """
@@ -25,7 +25,9 @@ def ragged_dot(x_ad: jax.Array, w_edf: jax.Array, group_sizes_e: jax.Array) -> j
   """(A, D) rows, `group_sizes_e[e]` consecutive rows per group e, times (E, D, F) → (A, F); rows past the groups give 0."""
   rows, d = x_ad.shape
   f = w_edf.shape[2]
-  if platform() == "tpu" and rows % ROW_TILE == 0:
+  # Inside shard_map (expert parallelism) the check of varying axes needs each Pallas output's axes declared,
+  # which megablox does not do; XLA's own ragged dot (also a TPU grouped matmul) runs there.
+  if platform() == "tpu" and rows % ROW_TILE == 0 and not sharding.manual():
     from jax.experimental.pallas.ops.tpu.megablox import ops as megablox
 
     tiling = (ROW_TILE, min(d, 512), min(f, 512))
