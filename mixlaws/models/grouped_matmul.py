@@ -1,7 +1,8 @@
 """Grouped matmul of expert-sorted rows, `jax.lax.ragged_dot` semantics, with the kernel chosen by platform.
 
-On TPU, outside `jax.shard_map`, it runs JAX's Pallas grouped-matmul kernel (megablox `gmm`, with its
-own custom VJP), which skips the row tiles no group owns; elsewhere `jax.lax.ragged_dot`. The platform is that of the
+On a single TPU chip it runs JAX's Pallas grouped-matmul kernel (megablox `gmm`, with its own custom VJP),
+which skips the row tiles no group owns; elsewhere (other platforms, partitioned programs, expert-parallel
+`shard_map` bodies) `jax.lax.ragged_dot`, which XLA also lowers to a grouped matmul on TPU. The platform is that of the
 active mesh (so an ahead-of-time compile for a TPU topology on a CPU machine gets the TPU kernel),
 else the default backend.
 """
@@ -21,13 +22,20 @@ def platform() -> str:
   return active[0].devices.flat[0].platform if active is not None else jax.default_backend()
 
 
+def _one_device_program() -> bool:
+  """Megablox runs where nothing partitions it: no mesh, or a mesh of one device (Mosaic kernels cannot be
+  partitioned automatically). Inside `jax.shard_map` the check of varying axes would need each Pallas
+  output's axes declared, which megablox does not do; XLA's own ragged dot (on TPU too) runs there.
+  """
+  active = sharding.active()
+  return active is None or (active[0].size == 1 and not sharding.manual())
+
+
 def ragged_dot(x_ad: jax.Array, w_edf: jax.Array, group_sizes_e: jax.Array) -> jax.Array:
   """(A, D) rows, `group_sizes_e[e]` consecutive rows per group e, times (E, D, F) → (A, F); rows past the groups give 0."""
   rows, d = x_ad.shape
   f = w_edf.shape[2]
-  # Inside shard_map (expert parallelism) the check of varying axes needs each Pallas output's axes declared,
-  # which megablox does not do; XLA's own ragged dot (also a TPU grouped matmul) runs there.
-  if platform() == "tpu" and rows % ROW_TILE == 0 and not sharding.manual():
+  if platform() == "tpu" and rows % ROW_TILE == 0 and _one_device_program():
     from jax.experimental.pallas.ops.tpu.megablox import ops as megablox
 
     tiling = (ROW_TILE, min(d, 512), min(f, 512))
