@@ -13,7 +13,7 @@ import jax
 
 from mixlaws import sharding
 
-ROW_TILE = 128  # megablox's default m tile; the kernel needs the rows to be a multiple of it
+TILE = 128  # megablox's default tile on each of the rows, D and F
 
 
 def platform() -> str:
@@ -35,9 +35,9 @@ def ragged_dot(x_ad: jax.Array, w_edf: jax.Array, group_sizes_e: jax.Array) -> j
   """(A, D) rows, `group_sizes_e[e]` consecutive rows per group e, times (E, D, F) → (A, F); rows past the groups give 0."""
   rows, d = x_ad.shape
   f = w_edf.shape[2]
-  if platform() == "tpu" and rows % ROW_TILE == 0 and _one_device_program():
+  # The kernel's blocks (also the backward's, with D and F swapped) must be multiples of 128 on every side.
+  if platform() == "tpu" and rows % TILE == 0 and d % TILE == 0 and f % TILE == 0 and _one_device_program():
     from jax.experimental.pallas.ops.tpu.megablox import ops as megablox
 
-    tiling = (ROW_TILE, min(d, 512), min(f, 512))
-    return megablox.gmm(x_ad, w_edf, group_sizes_e.astype("int32"), x_ad.dtype, tiling)
+    return megablox.gmm(x_ad, w_edf, group_sizes_e.astype("int32"), x_ad.dtype, (TILE, TILE, TILE))
   return jax.lax.ragged_dot(x_ad, w_edf, group_sizes_e)
