@@ -146,7 +146,7 @@ class MeshConfig:
   data: int = -1  # data-parallel axis size; exactly one axis may be -1 (all remaining devices)
   fsdp: int = 1  # fully-sharded data-parallel axis size (parameters sharded over it)
   tensor: int = 1  # tensor-parallel axis size
-  expert: int = 1  # expert-parallel axis size
+  expert: int = 1  # expert-parallel axis size; > 1: MoE layers route per device and all-to-all (expert_parallel.py)
   # Parameter view: logical axis → mesh axis (or None). Dense weights over fsdp, experts over expert.
   param_rules: tuple = (
     ("embed", "fsdp"),

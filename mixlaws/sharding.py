@@ -56,25 +56,50 @@ def logical_to_spec(logical_axes: Sequence[str | None], rules: Rules) -> Partiti
 class _Context:
   mesh: Mesh
   rules: Rules
+  param_rules: Rules | None = None  # where parameters live, for code that reads them inside `jax.shard_map`
+  constrain: bool = True  # False inside `jax.shard_map`, where every mesh axis is manual
 
 
 _ACTIVE: contextvars.ContextVar[_Context | None] = contextvars.ContextVar("mixlaws_sharding", default=None)
 
 
 @contextlib.contextmanager
-def activation_sharding(mesh: Mesh, rules: Rules) -> Iterator[None]:
+def activation_sharding(mesh: Mesh, rules: Rules, param_rules: Rules | None = None) -> Iterator[None]:
   """Within this context (while tracing), `constrain` pins activations to the mesh."""
-  token = _ACTIVE.set(_Context(mesh, tuple(rules)))
+  token = _ACTIVE.set(_Context(mesh, tuple(rules), None if param_rules is None else tuple(param_rules)))
   try:
     yield
   finally:
     _ACTIVE.reset(token)
 
 
+def active() -> tuple[Mesh, Rules, Rules | None] | None:
+  """(mesh, activation rules, parameter rules or None) of the enclosing `activation_sharding`, or None."""
+  ctx = _ACTIVE.get()
+  return None if ctx is None else (ctx.mesh, ctx.rules, ctx.param_rules)
+
+
+@contextlib.contextmanager
+def unconstrained() -> Iterator[None]:
+  """Turns `constrain` into a no-op, e.g. inside `jax.shard_map`, where every mesh axis is manual."""
+  ctx = _ACTIVE.get()
+  token = _ACTIVE.set(None if ctx is None else dataclasses.replace(ctx, constrain=False))
+  try:
+    yield
+  finally:
+    _ACTIVE.reset(token)
+
+
+def manual() -> bool:
+  """Whether the code being traced runs inside `unconstrained` (a `jax.shard_map` body)."""
+  ctx = _ACTIVE.get()
+  return ctx is not None and not ctx.constrain
+
+
 def constrain(x: jax.Array, logical_axes: Sequence[str | None]) -> jax.Array:
   """Constrains an activation's sharding by logical axes; a no-op outside `activation_sharding`."""
   ctx = _ACTIVE.get()
-  if ctx is None:
+  if ctx is None or not ctx.constrain:
     return x
   spec = logical_to_spec(logical_axes, ctx.rules)
   return jax.lax.with_sharding_constraint(x, NamedSharding(ctx.mesh, spec))

@@ -106,7 +106,7 @@ def make_train_step(cfg: Config, gdef: nnx.GraphDef, tx: optax.GradientTransform
     return ce + aux_loss, (ce, aux_loss, aux)
 
   def step(state, batch_bt, lr):
-    with sharding.activation_sharding(mesh, cfg.mesh.activation_rules):
+    with sharding.activation_sharding(mesh, cfg.mesh.activation_rules, cfg.mesh.param_rules):
       grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
       (_, (ce, aux_loss, aux)), grads = grad_fn(state["params"], state["model_state"], batch_bt)
     direction, opt_state = tx.update(grads, state["opt_state"], state["params"])
@@ -126,7 +126,7 @@ def make_eval_step(cfg: Config, gdef: nnx.GraphDef, mesh: Mesh):
   pad_id = data_lib.tokenizer(cfg.data).pad_id
 
   def step(params, model_state, batch_bt):
-    with sharding.activation_sharding(mesh, cfg.mesh.activation_rules):
+    with sharding.activation_sharding(mesh, cfg.mesh.activation_rules, cfg.mesh.param_rules):
       logits_btv, _ = nnx.merge(gdef, params, model_state)(batch_bt[:, :-1], train=False)
     return token_losses(logits_btv, batch_bt, pad_id)
 

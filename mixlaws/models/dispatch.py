@@ -30,7 +30,7 @@ def _expert_buffers(x_ecd: jax.Array) -> jax.Array:
 def tokens_einsum(x_sd: jax.Array, r: TokenRouting, experts: Experts) -> jax.Array:
   """One-hot dispatch and combine tensors of shape (S, E, C) (GShard / Switch Transformer style)."""
   s, d = x_sd.shape
-  n_experts = experts.up.shape[0]
+  n_experts = experts.n_experts
   expert_spe = jax.nn.one_hot(r.expert_btp.reshape(s, -1), n_experts, dtype=x_sd.dtype)
   slot_spc = jax.nn.one_hot(
     jnp.where(r.keep_btp, r.position_btp, r.capacity).reshape(s, -1), r.capacity, dtype=x_sd.dtype
@@ -93,7 +93,7 @@ def tokens_gather(x_sd: jax.Array, r: TokenRouting, experts: Experts) -> jax.Arr
   The combine weights scale each slot inside the experts (`Experts.batched`), so combining is a plain sum.
   """
   s, d = x_sd.shape
-  n_experts, c = experts.up.shape[0], r.capacity
+  n_experts, c = experts.n_experts, r.capacity
   m = n_experts * c
   slot_sp = jnp.where(r.keep_btp, r.expert_btp * c + r.position_btp, m).reshape(s, -1)  # m: dropped
   a = slot_sp.size  # picks, flat index s·P + p
@@ -109,7 +109,7 @@ def tokens_gather(x_sd: jax.Array, r: TokenRouting, experts: Experts) -> jax.Arr
 def tokens_ragged(x_sd: jax.Array, r: TokenRouting, experts: Experts) -> jax.Array:
   """Picks sorted by expert, `jax.lax.ragged_dot` over the groups, unsorted back; ignores capacity (dropless)."""
   s, d = x_sd.shape
-  n_experts = experts.up.shape[0]
+  n_experts = experts.n_experts
   expert_a = r.expert_btp.reshape(-1)
   p = expert_a.size // s
   order_a = jnp.argsort(expert_a, stable=True)

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from mixlaws.config import ModelConfig
+from mixlaws.models import grouped_matmul
 
 
 def dtype(name: str) -> jnp.dtype:
@@ -113,6 +114,10 @@ class Experts(nnx.Module):
     self.gate = param(rngs, cfg, (n_experts, d, width), d, ("expert", "embed", "mlp")) if gated else None
     self.down = param(rngs, cfg, (n_experts, width, d), width, ("expert", "mlp", "embed"))
 
+  @property
+  def n_experts(self) -> int:
+    return self.up.shape[0]
+
   def batched(self, x_ecd: jax.Array, weight_ec: jax.Array | None = None) -> jax.Array:
     """Each expert on its own capacity buffer: (E, C, D) → (E, C, D), row c scaled by weight_ec[e, c] if given.
 
@@ -130,6 +135,10 @@ class Experts(nnx.Module):
   def ragged(self, x_ad: jax.Array, group_sizes_e: jax.Array) -> jax.Array:
     """Rows sorted by expert, `group_sizes_e` rows per expert, through `jax.lax.ragged_dot`: (A, D) → (A, D)."""
     cdt = x_ad.dtype
-    h_af = jax.lax.ragged_dot(x_ad, self.up[...].astype(cdt), group_sizes_e)
-    gate_af = jax.lax.ragged_dot(x_ad, self.gate[...].astype(cdt), group_sizes_e) if self.gate is not None else None
-    return jax.lax.ragged_dot(activate(h_af, gate_af, self.activation), self.down[...].astype(cdt), group_sizes_e)
+    h_af = grouped_matmul.ragged_dot(x_ad, self.up[...].astype(cdt), group_sizes_e)
+    gate_af = (
+      grouped_matmul.ragged_dot(x_ad, self.gate[...].astype(cdt), group_sizes_e) if self.gate is not None else None
+    )
+    return grouped_matmul.ragged_dot(
+      activate(h_af, gate_af, self.activation), self.down[...].astype(cdt), group_sizes_e
+    )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from mixlaws.config import ModelConfig, MoEConfig
-from mixlaws.models import dispatch, routers
+from mixlaws.models import dispatch, expert_parallel, routers
 from mixlaws.models.layers import Experts, Mlp, norm, param
 
 
@@ -36,27 +38,46 @@ class MoE(nnx.Module):
     # Router in float32 (Krajewski et al. 2024 App. A; Ludziejewski et al. 2025 §5.1).
     x_sd = x_btd.reshape(b * t, d)
     logits_bte = (x_sd.astype(jnp.float32) @ self.router[...].astype(jnp.float32)).reshape(b, t, -1)
-    if moe.router in ("token_choice", "switch"):
-      factor = moe.capacity_factor if train else moe.eval_capacity_factor
-      c = routers.capacity(b * t, moe.top_k, moe.n_experts, factor)
-      order, renorm = (moe.softmax_order, moe.renormalize) if moe.router == "token_choice" else ("before_topk", False)
-      routing, stats = routers.token_choice(logits_bte, moe.top_k, c, order, renorm)
-      if moe.dispatch == "ragged":
-        stats = dict(stats, dropped_frac=jnp.zeros(()))  # ragged_dot never drops
-      y_sd = dispatch.TOKEN_DISPATCH[moe.dispatch](x_sd, routing, self.experts)
-    elif moe.router == "expert_choice":
-      quota = routers.expert_quota(moe.group_size, moe.granularity, moe.n_experts)
-      routing, stats = routers.expert_choice(logits_bte, moe.group_size, quota)
-      y_sd = dispatch.EXPERT_DISPATCH[moe.dispatch](x_sd, routing, self.experts)
-    elif moe.discrete_routing:
-      routing, stats = routers.discrete_mixture(logits_bte, moe.group_size, moe.temperature)
-      y_sd = dispatch.EXPERT_DISPATCH[moe.dispatch](x_sd, routing, self.experts)
+    if expert_parallel.expert_mesh() is not None:
+      group_size = 1 if moe.router in ("token_choice", "switch") else moe.group_size
+      y_sd, stats = expert_parallel.apply(
+        x_btd, logits_bte, self.experts, functools.partial(route, moe=moe, train=train),
+        functools.partial(dispatch_tokens, moe=moe), group_size,
+      )  # fmt: skip
     else:
-      merge_ngte, stats = routers.mixture_weights(logits_bte, moe.group_size, moe.temperature)
-      y_sd = dispatch.mixture(x_sd, merge_ngte, self.experts)
+      routing, stats = route(logits_bte, moe, train)
+      y_sd = dispatch_tokens(x_sd, routing, self.experts, moe)
     y_btd = y_sd.reshape(b, t, d)
     if self.output_norm is not None:
       y_btd = self.output_norm(y_btd)
     if self.shared is not None:
       y_btd = y_btd + self.shared(x_btd)
     return y_btd, stats
+
+
+def route(logits_bte: jax.Array, moe: MoEConfig, train: bool):
+  """(routing, statistics) of the configured router for float32 logits; capacity from these B·T tokens."""
+  b, t, _ = logits_bte.shape
+  if moe.router in ("token_choice", "switch"):
+    factor = moe.capacity_factor if train else moe.eval_capacity_factor
+    c = routers.capacity(b * t, moe.top_k, moe.n_experts, factor)
+    order, renorm = (moe.softmax_order, moe.renormalize) if moe.router == "token_choice" else ("before_topk", False)
+    routing, stats = routers.token_choice(logits_bte, moe.top_k, c, order, renorm)
+    if moe.dispatch == "ragged":
+      stats = dict(stats, dropped_frac=jnp.zeros(()))  # ragged_dot never drops
+    return routing, stats
+  if moe.router == "expert_choice":
+    quota = routers.expert_quota(moe.group_size, moe.granularity, moe.n_experts)
+    return routers.expert_choice(logits_bte, moe.group_size, quota)
+  if moe.discrete_routing:
+    return routers.discrete_mixture(logits_bte, moe.group_size, moe.temperature)
+  return routers.mixture_weights(logits_bte, moe.group_size, moe.temperature)
+
+
+def dispatch_tokens(x_sd: jax.Array, routing, experts: Experts, moe: MoEConfig) -> jax.Array:
+  """Tokens through the experts their routing names, combined back: (S, D) → (S, D)."""
+  if isinstance(routing, routers.TokenRouting):
+    return dispatch.TOKEN_DISPATCH[moe.dispatch](x_sd, routing, experts)
+  if isinstance(routing, routers.ExpertRouting):
+    return dispatch.EXPERT_DISPATCH[moe.dispatch](x_sd, routing, experts)
+  return dispatch.mixture(x_sd, routing, experts)  # continuous mixture of tokens: merge weights

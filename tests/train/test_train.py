@@ -20,7 +20,13 @@ MOE = train_helpers.MOE
 @pytest.mark.parametrize("family", ["dense", "moe"])
 def test_sharded_equals_unsharded(family, data_dir, tmp_path):
   extra = MOE if family == "moe" else []
-  sharded = tiny(data_dir, "mesh.data=2", "mesh.fsdp=2", "mesh.expert=2", *extra)
+  # MoE: expert parallelism over 4 devices (the explicit all-to-all path), experts also FSDP-split over 2.
+  mesh = (
+    ("mesh.data=1", "mesh.fsdp=2", "mesh.expert=4")
+    if family == "moe"
+    else ("mesh.data=2", "mesh.fsdp=2", "mesh.expert=2")
+  )
+  sharded = tiny(data_dir, *mesh, *extra)
   single = tiny(data_dir, "mesh.data=1", *extra, n_devices=1)
   assert train.train(sharded, str(tmp_path / "sharded"), progress=False) == "done"
   assert train.train(single, str(tmp_path / "single"), progress=False, devices=jax.devices()[:1]) == "done"
