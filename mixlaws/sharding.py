@@ -33,6 +33,17 @@ def make_mesh(mesh_cfg: MeshConfig, devices: Sequence[jax.Device] | None = None)
   return jax.make_mesh(shape, MESH_AXES, axis_types=(AxisType.Auto,) * len(MESH_AXES), devices=devices)
 
 
+VOCAB_ALIGNMENT = 128  # TPU lane width: the padded vocabulary is a multiple of it per tensor shard
+
+
+def vocab_multiple(mesh_cfg: MeshConfig) -> int:
+  """What the vocabulary is padded to a multiple of: 128 × the tensor axis, so `vocab` splits evenly.
+
+  A tensor axis of -1 (its size known only from the devices) counts as 1.
+  """
+  return VOCAB_ALIGNMENT * max(mesh_cfg.tensor, 1)
+
+
 def logical_to_spec(logical_axes: Sequence[str | None], rules: Rules) -> PartitionSpec:
   """PartitionSpec for one array; a mesh axis already used by an earlier dimension is dropped."""
   table = dict(rules)
