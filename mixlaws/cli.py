@@ -358,6 +358,9 @@ PLAN_COLUMNS = ("run_id", "d_model", "n_layers", "E", "G", "top_k", "router", "p
                 "params_non_embedding", "tokens", "steps", "flops")  # fmt: skip
 
 
+PLAN_PREFLIGHT_COLUMNS = ("mesh", "args_gib", "temp_gib", "memory_gib", "hbm_gib", "fits")
+
+
 def _plan_cell(column: str, value) -> str:
   """A plan value as the table shows it: counts with K/M/B suffixes, short router names."""
   from mixlaws import console, registry
@@ -370,6 +373,8 @@ def _plan_cell(column: str, value) -> str:
     return registry.ROUTER_CODES.get(value, value)
   if column == "fits":
     return "yes" if value else "NO"
+  if value is None:
+    return "-"
   return str(value)
 
 
@@ -399,13 +404,13 @@ def plan_command(study, variant, filter_text, fmt, accelerator, mfu, convention,
     rows = [spec.row(convention) for spec in specs]
     columns = PLAN_COLUMNS
     if preflight_target:
-      from mixlaws import preflight
+      from mixlaws import planner
 
-      verdicts = preflight.preflight_many([spec.config for spec in specs], preflight_target)
-      for row, verdict in zip(rows, verdicts, strict=True):
-        row["memory_gib"] = round(verdict.bytes_per_device / 2**30, 3)
-        row["fits"] = verdict.fits
-      columns = (*PLAN_COLUMNS, "memory_gib", "fits")
+      where = planner.parse_slice(preflight_target)
+      plans = planner.plan_many([spec.config for spec in specs], where, planner.preflight_compiler(where))
+      for row, plan in zip(rows, plans, strict=True):
+        row.update(planner.row(plan))
+      columns = (*PLAN_COLUMNS, *PLAN_PREFLIGHT_COLUMNS)
   except ValueError as e:
     _fail(e)
   total = registry.totals(specs, cost, convention)
@@ -424,9 +429,13 @@ def plan_command(study, variant, filter_text, fmt, accelerator, mfu, convention,
   else:
     table = [[_plan_cell(c, r[c]) for c in columns] for r in rows]
     headers = ["run id", "d", "L", "E", "G", "k", "router", "N", "N_act", "N_non-emb", "D", "steps", "FLOPs"]
-    headers += ["GiB/device", "fits"] if preflight_target else []
+    headers += ["mesh", "args GiB", "temp GiB", "GiB/device", "HBM GiB", "fits"] if preflight_target else []
     console.print_table(study if variant is None else f"{study} ({variant})", headers, table)
     click.echo(summary)
+    for r in rows if preflight_target else []:
+      if not r["fits"]:
+        bigger = f"; the smallest slice that would fit: {r['smallest_fitting']}" if r["smallest_fitting"] else ""
+        click.echo(f"{r['run_id']} does not fit {r['slice']} with any mesh tried{bigger}")
 
 
 @main.group("bench")
