@@ -11,7 +11,7 @@ Variant `tiny`: the same rows with widths /8, depths /4 (rounded up), heads of w
 
 from __future__ import annotations
 
-from mixlaws import config, registry
+from mixlaws import config, planner, registry
 
 from . import _common
 
@@ -106,4 +106,5 @@ def get_study(variant: str | None = None) -> registry.Study:
     description="Fine-grained MoE: Tables 3-4 (E=64, dense) and Table 7 (E=16), expert choice",
     base=_base(tiny),
     sweep=sweep,
+    slice=None if tiny else planner.smallest_slice("v5p"),
   )

@@ -13,7 +13,7 @@ far above anything trainable).
 
 from __future__ import annotations
 
-from mixlaws import config, registry
+from mixlaws import config, planner, registry
 
 from . import _common
 
@@ -149,4 +149,5 @@ def get_study(variant: str | None = None) -> registry.Study:
     description="Joint MoE: Appendix E, 53 configurations x D (270 runs), Switch, Eq. 8 learning rate",
     base=_tiny_base() if tiny else base,
     sweep=sweep,
+    slice=None if tiny else planner.smallest_slice("v5p"),
   )

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 
-from mixlaws import config, counting, registry
+from mixlaws import config, counting, planner, registry
 
 from . import _common
 
@@ -87,4 +87,5 @@ def get_study(variant: str | None = None) -> registry.Study:
     base=base,
     sweep=registry.isoflop_grid(budgets, recipe),
     derived={"train.lr": _lr},
+    slice=None if tiny else planner.smallest_slice("v5p"),
   )

@@ -390,8 +390,8 @@ def _plan_cell(column: str, value) -> str:
 @click.option("--convention", type=click.Choice(config_lib.FLOPS_CONVENTIONS), default="chinchilla",
               show_default=True, help="FLOPs convention of the flops column and the totals.")  # fmt: skip
 @click.option("--preflight", "preflight_target", default=None, metavar="TOPOLOGY",
-              help="Compile each distinct run shape for TOPOLOGY (e.g. v5p:4x4x4, or local[:N] devices) and add "
-                   "its memory per device and verdict.")  # fmt: skip
+              help="Pick a mesh per run for TOPOLOGY (v5p:4x4x4, v5p-128, local[:N], or 'declared': each run's "
+                   "own slice), compile each distinct shape once, and add its memory per device and verdict.")  # fmt: skip
 def plan_command(study, variant, filter_text, fmt, accelerator, mfu, convention, preflight_target) -> None:
   """One row per run of STUDY (id, shape, E, G, router, parameters, tokens, steps, FLOPs) and the totals."""
   import csv
@@ -406,8 +406,7 @@ def plan_command(study, variant, filter_text, fmt, accelerator, mfu, convention,
     if preflight_target:
       from mixlaws import planner
 
-      where = planner.parse_slice(preflight_target)
-      plans = planner.plan_many([spec.config for spec in specs], where, planner.preflight_compiler(where))
+      plans = planner.plan_specs(specs, preflight_target)
       for row, plan in zip(rows, plans, strict=True):
         row.update(planner.row(plan))
       columns = (*PLAN_COLUMNS, *PLAN_PREFLIGHT_COLUMNS)
@@ -860,6 +859,26 @@ def plot_command(study, kind, law_name, fit_path, convention, loss, window, out_
     _fail(e)
   for path in paths:
     click.echo(f"wrote {path}")
+
+
+@bench_group.command("preflight")
+@click.option("--study", "studies", multiple=True, help="A paper study (repeatable) [default: the four paper studies].")
+@click.option("--max-compiles", type=int, default=1, show_default=True,
+              help="Layouts compiled per run, best estimate first, until one fits.")  # fmt: skip
+@click.option("--out", "out_dir", default="bench", show_default=True, help="Directory for preflight.json and .md.")
+def bench_preflight(studies, max_compiles, out_dir) -> None:
+  """Largest runs of the paper studies on their declared TPU slices (AOT with libtpu, no TPU): GiB per device
+  against HBM and MoE ÷ equal-total dense memory."""
+  from mixlaws.bench import preflight as bench_preflight_lib
+
+  try:
+    if max_compiles < 1:
+      raise ValueError(f"--max-compiles: must be at least 1, got {max_compiles}")
+    report = bench_preflight_lib.run(tuple(studies) or bench_preflight_lib.STUDIES, max_compiles=max_compiles,
+                                     log=lambda line: click.echo(line, err=True))  # fmt: skip
+  except ValueError as e:
+    _fail(e)
+  _write_bench("preflight", report, out_dir)
 
 
 @bench_group.command("fit")

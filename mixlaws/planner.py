@@ -284,6 +284,28 @@ def smallest_fitting(cfg: Config, where: Slice) -> str:
   return ""
 
 
+DECLARE_HEADROOM = 0.75  # a study's declared slice leaves room for what the estimate misses
+
+
+def smallest_slice(family: str, headroom: float = DECLARE_HEADROOM) -> Callable[[Config], str]:
+  """For `Study.slice`: a run's smallest slice type of a TPU family whose best layout fits by estimate.
+
+  Memory depends on the batch and context as much as on the parameters (attention scores grow with
+  both), so the slice follows the whole shape rather than a parameter count.
+  """
+  fam = accelerators.TPU_FAMILIES[accelerators.get(family).name]
+
+  def pick(cfg: Config) -> str:
+    for chips in fam.sizes:
+      where = _tpu_slice(accelerators.TpuSlice(fam, chips), "")
+      ranked = rank(cfg, where)
+      if ranked and ranked[0][1] <= headroom * where.memory_bytes:
+        return where.label
+    raise ValueError(f"slice: no {family} slice fits this run (largest: {fam.sizes[-1]} chips)")
+
+  return pick
+
+
 def memory_key(cfg: Config) -> tuple:
   """What a run's memory depends on: model, MoE layer, mesh and the largest batch (not tokens or lr)."""
   return (cfg.model, cfg.moe, cfg.mesh, _largest_batch(cfg))
@@ -332,3 +354,20 @@ def row(plan: Plan) -> dict:
     "fits": plan.fits,
     "smallest_fitting": plan.smallest_fitting,
   }
+
+
+def plan_specs(specs: list, target: str, compile: bool = True) -> list[Plan]:
+  """A plan per RunSpec on `target`, or on each run's declared slice when target is "declared"."""
+  if target != "declared":
+    where = parse_slice(target)
+    return plan_many([s.config for s in specs], where, preflight_compiler(where) if compile else None)
+  undeclared = [s.run_id for s in specs if not s.slice]
+  if undeclared:
+    raise ValueError(f"--preflight: {undeclared[0]} declares no slice; name a target such as v5p-128 instead")
+  plans: dict[str, Plan] = {}
+  for name in dict.fromkeys(s.slice for s in specs):
+    group = [s for s in specs if s.slice == name]
+    where = parse_slice(name)
+    found = plan_many([s.config for s in group], where, preflight_compiler(where) if compile else None)
+    plans.update({s.run_id: p for s, p in zip(group, found, strict=True)})
+  return [plans[s.run_id] for s in specs]

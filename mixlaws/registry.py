@@ -174,6 +174,15 @@ def batch_rampup(stages: Iterable[tuple[int, float]]) -> str:
 # Studies and run specs
 
 
+def group_by_slice(specs: Sequence[RunSpec], default: str = "") -> dict[str, list[RunSpec]]:
+  """Runs grouped by their declared slice (undeclared ones under `default`), so a launcher can give
+  each group its own slices and small runs do not take a large slice."""
+  groups: dict[str, list[RunSpec]] = {}
+  for spec in specs:
+    groups.setdefault(spec.slice or default, []).append(spec)
+  return groups
+
+
 @dataclasses.dataclass(frozen=True)
 class Study:
   """A base config and a sweep over it; `derived` fields are computed for every point after its own."""
@@ -184,6 +193,9 @@ class Study:
   sweep: Sweep
   derived: Mapping[str, Derived] = dataclasses.field(default_factory=dict)
   variant: str | None = None  # set by `load`
+  # The slice type each run trains on (v5p-128, v4-32, local, …), from its resolved config; None → the
+  # launcher's. Not part of the run id: where a run trains does not change what it computes.
+  slice: Callable[[Config], str] | None = None
 
   @property
   def label(self) -> str:
@@ -199,6 +211,7 @@ class RunSpec:
   run_id: str
   config: Config
   counts: counting.RunCounts
+  slice: str = ""  # the slice type the study declares for this run; "" → none declared
 
   def record(self) -> dict[str, Any]:
     """config.json of the run dir (mixlaws/rundir.py): study, run id, resolved config, counts."""
@@ -330,7 +343,7 @@ def expand_study(study: Study, filter: str | Filter | None = None, n_devices: in
         f"{study.label}: runs {first_index[rid]} and {i} are the same run {rid}; a grid must not repeat a run"
       )
     first_index[rid] = i
-    specs.append(RunSpec(study.label, rid, cfg, counting.run_counts(cfg)))
+    specs.append(RunSpec(study.label, rid, cfg, counting.run_counts(cfg), study.slice(cfg) if study.slice else ""))
   return [s for s in specs if keep is None or keep(s)]
 
 
