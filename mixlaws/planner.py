@@ -14,10 +14,15 @@ planner only checks it. A slice is a Cloud TPU type (v5p-512, v4-32, v5e-16), a 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
+import json
 import math
+import os
+import pathlib
 from collections.abc import Callable
 
-from mixlaws import accelerators, budget, counting
+from mixlaws import accelerators, budget, config, counting
 from mixlaws.config import Config, MeshConfig
 
 # Chip-to-chip bandwidth per chip, bytes/s, one direction (Cloud TPU system architecture pages: ICI
@@ -331,13 +336,43 @@ def plan_many(configs: list[Config], where: Slice, compile_fn: Callable[[Config]
   return plans
 
 
-def preflight_compiler(where: Slice) -> Callable[[Config], object]:
-  """compile_fn for `plan_run`: the AOT compile of the train step for the slice (TPU topology or local)."""
+def preflight_compiler(where: Slice, cache_dir: str | None = None) -> Callable[[Config], object]:
+  """compile_fn for `plan_run`: the AOT compile of the train step for the slice (TPU topology or local).
+
+  A TPU topology's verdicts are kept on disk (cache_dir, default ~/.cache/mixlaws/preflight), keyed by
+  the config, the topology, the JAX version and a digest of mixlaws' own sources, so a 56B shape is
+  compiled once across `mixlaws plan` and `mixlaws bench preflight`, and again after any code change.
+  """
   from mixlaws import preflight
 
-  if where.topology:
-    return lambda cfg: preflight.preflight(cfg, topology=where.topology)
-  return lambda cfg: preflight.preflight(cfg, n_devices=where.n_devices)
+  if not where.topology:
+    return lambda cfg: preflight.preflight(cfg, n_devices=where.n_devices)
+  directory = pathlib.Path(cache_dir or os.environ.get("MIXLAWS_PREFLIGHT_CACHE", "~/.cache/mixlaws/preflight"))
+  directory = directory.expanduser()
+
+  def compile_fn(cfg: Config):
+    import jax
+
+    key = hashlib.sha256(f"{config.config_hash(cfg)}|{where.topology}|{jax.__version__}|{_source_digest()}".encode())
+    path = directory / f"{key.hexdigest()[:32]}.json"
+    if path.exists():
+      return preflight.Verdict(**json.loads(path.read_text()))
+    verdict = preflight.preflight(cfg, topology=where.topology)
+    directory.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dataclasses.asdict(verdict)))
+    return verdict
+
+  return compile_fn
+
+
+@functools.cache
+def _source_digest() -> str:
+  """sha256 over mixlaws' Python sources: what a cached compile was made from."""
+  root = pathlib.Path(__file__).parent
+  digest = hashlib.sha256()
+  for path in sorted(root.rglob("*.py")):
+    digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+  return digest.hexdigest()
 
 
 def row(plan: Plan) -> dict:

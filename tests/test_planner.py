@@ -77,3 +77,19 @@ def test_a_local_gpu_limit_is_the_devices_memory_not_host_memory():
     preflight.target_devices(None, 1, [FakeDevice("gpu", "Mystery GPU", {})])
   slice_ = planner.parse_slice("local:2", h100)
   assert slice_.memory_bytes == 79 * 2**30 and slice_.n_devices == 2
+
+
+def test_topology_verdicts_are_cached_on_disk_by_config_and_sources(tmp_path, monkeypatch):
+  where = planner.parse_slice("v5e:2x2")
+  compiled = []
+
+  def fake_preflight(cfg, topology=None, n_devices=None):
+    compiled.append(cfg)
+    return preflight.Verdict(topology, 4, 123, 16 * 2**30, True, 100, 20)
+
+  monkeypatch.setattr(preflight, "preflight", fake_preflight)
+  compile_fn = planner.preflight_compiler(where, cache_dir=str(tmp_path))
+  first, again = compile_fn(_cfg()), compile_fn(_cfg())
+  assert first == again and len(compiled) == 1 and len(list(tmp_path.glob("*.json"))) == 1
+  compile_fn(_cfg("model.remat=block"))  # another shape compiles
+  assert len(compiled) == 2

@@ -21,7 +21,7 @@ from mixlaws import bench, planner, registry
 from mixlaws.config import Config, MoEConfig
 
 STUDIES = ("krajewski2024", "ludziejewski2025", "wang2024", "krajewski2025_50b")
-LARGEST_FRACTION = 0.95  # "largest runs": within 5% of the study's most parameters
+LARGEST_FRACTION = 1.0  # "largest runs": those with the study's most parameters (1.0: exactly the most)
 MAX_HBM_FRACTION = 0.9  # target: every run fits its declared slice at <= 90% of HBM
 MAX_MOE_OVER_DENSE = 1.3  # target: MoE memory / equal-total dense memory on the same slice
 GIB = 2**30
