@@ -392,7 +392,11 @@ def _plan_cell(column: str, value) -> str:
 @click.option("--preflight", "preflight_target", default=None, metavar="TOPOLOGY",
               help="Pick a mesh per run for TOPOLOGY (v5p:4x4x4, v5p-128, local[:N], or 'declared': each run's "
                    "own slice), compile each distinct shape once, and add its memory per device and verdict.")  # fmt: skip
-def plan_command(study, variant, filter_text, fmt, accelerator, mfu, convention, preflight_target) -> None:
+@click.option("--max-compiles", type=click.IntRange(min=1), default=2, show_default=True,
+              help="With --preflight: layouts compiled per run shape, best estimate first, until one fits.")  # fmt: skip
+def plan_command(
+  study, variant, filter_text, fmt, accelerator, mfu, convention, preflight_target, max_compiles
+) -> None:
   """One row per run of STUDY (id, shape, E, G, router, parameters, tokens, steps, FLOPs) and the totals."""
   import csv
 
@@ -406,7 +410,7 @@ def plan_command(study, variant, filter_text, fmt, accelerator, mfu, convention,
     if preflight_target:
       from mixlaws import planner
 
-      plans = planner.plan_specs(specs, preflight_target)
+      plans = planner.plan_specs(specs, preflight_target, max_compiles=max_compiles)
       for row, plan in zip(rows, plans, strict=True):
         row.update(planner.row(plan))
       columns = (*PLAN_COLUMNS, *PLAN_PREFLIGHT_COLUMNS)

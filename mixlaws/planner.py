@@ -247,7 +247,7 @@ def plan_run(
   cfg: Config,
   where: Slice,
   compile_fn: Callable[[Config], object] | None = None,
-  max_compiles: int = 3,
+  max_compiles: int = 2,
 ) -> Plan:
   """The layout for `cfg` on `where`. compile_fn(cfg) → a preflight Verdict; None → estimate only."""
   if is_pinned(cfg.mesh):
@@ -316,7 +316,9 @@ def memory_key(cfg: Config) -> tuple:
   return (cfg.model, cfg.moe, cfg.mesh, _largest_batch(cfg))
 
 
-def plan_many(configs: list[Config], where: Slice, compile_fn: Callable[[Config], object] | None) -> list[Plan]:
+def plan_many(
+  configs: list[Config], where: Slice, compile_fn: Callable[[Config], object] | None, max_compiles: int = 2
+) -> list[Plan]:
   """A plan per config; each distinct shape is planned (and each layout compiled) once."""
   cache: dict[tuple, Plan] = {}
   compiled: dict[tuple, object] = {}
@@ -331,7 +333,7 @@ def plan_many(configs: list[Config], where: Slice, compile_fn: Callable[[Config]
   for cfg in configs:
     key = memory_key(cfg)
     if key not in cache:
-      cache[key] = plan_run(cfg, where, cached_compile if compile_fn else None)
+      cache[key] = plan_run(cfg, where, cached_compile if compile_fn else None, max_compiles)
     plans.append(cache[key])
   return plans
 
@@ -365,12 +367,16 @@ def preflight_compiler(where: Slice, cache_dir: str | None = None) -> Callable[[
   return compile_fn
 
 
+# The modules the compiled train step is built from; a change to any of them invalidates cached verdicts.
+COMPILED_SOURCES = ("models/*.py", "train.py", "sharding.py", "config.py", "optim.py", "budget.py", "preflight.py")
+
+
 @functools.cache
 def _source_digest() -> str:
-  """sha256 over mixlaws' Python sources: what a cached compile was made from."""
+  """sha256 over the sources of COMPILED_SOURCES: what a cached compile was made from."""
   root = pathlib.Path(__file__).parent
   digest = hashlib.sha256()
-  for path in sorted(root.rglob("*.py")):
+  for path in sorted({p for pattern in COMPILED_SOURCES for p in root.glob(pattern)}):
     digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
   return digest.hexdigest()
 
@@ -391,11 +397,11 @@ def row(plan: Plan) -> dict:
   }
 
 
-def plan_specs(specs: list, target: str, compile: bool = True) -> list[Plan]:
+def plan_specs(specs: list, target: str, compile: bool = True, max_compiles: int = 2) -> list[Plan]:
   """A plan per RunSpec on `target`, or on each run's declared slice when target is "declared"."""
   if target != "declared":
     where = parse_slice(target)
-    return plan_many([s.config for s in specs], where, preflight_compiler(where) if compile else None)
+    return plan_many([s.config for s in specs], where, preflight_compiler(where) if compile else None, max_compiles)
   undeclared = [s.run_id for s in specs if not s.slice]
   if undeclared:
     raise ValueError(f"--preflight: {undeclared[0]} declares no slice; name a target such as v5p-128 instead")
@@ -403,6 +409,6 @@ def plan_specs(specs: list, target: str, compile: bool = True) -> list[Plan]:
   for name in dict.fromkeys(s.slice for s in specs):
     group = [s for s in specs if s.slice == name]
     where = parse_slice(name)
-    found = plan_many([s.config for s in group], where, preflight_compiler(where) if compile else None)
+    found = plan_many([s.config for s in group], where, preflight_compiler(where) if compile else None, max_compiles)
     plans.update({s.run_id: p for s, p in zip(group, found, strict=True)})
   return [plans[s.run_id] for s in specs]
