@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 from click.testing import CliRunner
 
-from mixlaws import cli, config, planner, preflight
+from mixlaws import cli, config, planner, preflight, sharding
 
 TINY = ("model.d_model=32", "model.n_heads=2", "model.n_layers=1", "model.vocab_size=259", "model.seq_len=16",
         "train.batch_size=8", "train.tokens=0", "train.steps=2", "moe.expansion_rate=4", "moe.router=token_choice", "moe.top_k=1")  # fmt: skip
@@ -93,3 +93,10 @@ def test_topology_verdicts_are_cached_on_disk_by_config_and_sources(tmp_path, mo
   assert first == again and len(compiled) == 1 and len(list(tmp_path.glob("*.json"))) == 1
   compile_fn(_cfg("model.remat=block"))  # another shape compiles
   assert len(compiled) == 2
+
+
+def test_meshes_that_jax_make_mesh_cannot_lay_out_split_physical_axes():
+  devices, _, _ = preflight.target_devices("v5p:4x4x4", None)  # jax.make_mesh raises NotImplementedError here
+  mesh = sharding.make_mesh(config.MeshConfig(data=1, fsdp=8, expert=8), devices)
+  assert dict(mesh.shape) == {"data": 1, "fsdp": 8, "tensor": 1, "expert": 8}
+  assert len({d.id for d in mesh.devices.flat}) == 64
