@@ -255,8 +255,9 @@ def plan_run(
     verdict = compile_fn(cfg) if compile_fn else None
     need = estimate_bytes(cfg, lay)
     fits = verdict.fits if verdict is not None else need <= where.memory_bytes
+    correction = verdict.bytes_per_device / need if verdict is not None else 1.0
     return Plan(where.label, lay, need, estimate_seconds(cfg, lay, where), True, verdict, fits, where.memory_bytes,
-                "" if fits else smallest_fitting(cfg, where))  # fmt: skip
+                "" if fits else smallest_fitting(cfg, where, correction))  # fmt: skip
   ranked = rank(cfg, where)
   if not ranked:
     raise ValueError(f"mesh: no layout of {where.n_devices} devices divides the batch, heads and FFN of this run")
@@ -271,20 +272,26 @@ def plan_run(
     if verdict.fits and verdict.bytes_per_device <= limit:
       return Plan(where.label, lay, need, seconds, False, verdict, True, where.memory_bytes)
   lay, need, seconds, verdict = min(tried, key=lambda t: t[3].bytes_per_device)
+  correction = min(t[3].bytes_per_device / t[1] for t in tried)
   return Plan(where.label, lay, need, seconds, False, verdict, verdict.fits, where.memory_bytes,
-              "" if verdict.fits else smallest_fitting(cfg, where))  # fmt: skip
+              "" if verdict.fits else smallest_fitting(cfg, where, correction))  # fmt: skip
 
 
-def smallest_fitting(cfg: Config, where: Slice) -> str:
-  """The smallest slice type of the same TPU family whose best layout fits by estimate ("" if none or not a TPU)."""
+def smallest_fitting(cfg: Config, where: Slice, correction: float = 1.0) -> str:
+  """The smallest slice type of the same TPU family whose best layout fits by estimate ("" if none or not a TPU).
+
+  correction: compiled ÷ estimated bytes of a layout already compiled; estimates are scaled by it (never
+  down), so a run the model underrates is not sent to a slice the compiler would refuse too.
+  """
   if where.tpu is None:
     return ""
+  correction = max(correction, 1.0)
   for chips in where.tpu.family.sizes:
     if chips <= where.n_devices:
       continue
     bigger = _tpu_slice(accelerators.TpuSlice(where.tpu.family, chips), "")
     ranked = rank(cfg, bigger)
-    if ranked and ranked[0][1] <= HEADROOM * bigger.memory_bytes:
+    if ranked and correction * ranked[0][1] <= HEADROOM * bigger.memory_bytes:
       return bigger.label
   return ""
 
