@@ -869,8 +869,10 @@ def plot_command(study, kind, law_name, fit_path, convention, loss, window, out_
 @click.option("--study", "studies", multiple=True, help="A paper study (repeatable) [default: the four paper studies].")
 @click.option("--max-compiles", type=int, default=1, show_default=True,
               help="Layouts compiled per run, best estimate first, until one fits.")  # fmt: skip
+@click.option("--cached-only", is_flag=True,
+              help="Compile nothing: record runs whose verdict is not cached as not measured (estimate only).")  # fmt: skip
 @click.option("--out", "out_dir", default="bench", show_default=True, help="Directory for preflight.json and .md.")
-def bench_preflight(studies, max_compiles, out_dir) -> None:
+def bench_preflight(studies, max_compiles, cached_only, out_dir) -> None:
   """Largest runs of the paper studies on their declared TPU slices (AOT with libtpu, no TPU): GiB per device
   against HBM and MoE ÷ equal-total dense memory."""
   from mixlaws.bench import preflight as bench_preflight_lib
@@ -879,7 +881,7 @@ def bench_preflight(studies, max_compiles, out_dir) -> None:
     if max_compiles < 1:
       raise ValueError(f"--max-compiles: must be at least 1, got {max_compiles}")
     report = bench_preflight_lib.run(tuple(studies) or bench_preflight_lib.STUDIES, max_compiles=max_compiles,
-                                     log=lambda line: click.echo(line, err=True))  # fmt: skip
+                                     log=lambda line: click.echo(line, err=True), cached_only=cached_only)  # fmt: skip
   except ValueError as e:
     _fail(e)
   _write_bench("preflight", report, out_dir)

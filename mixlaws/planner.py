@@ -345,12 +345,15 @@ def plan_many(
   return plans
 
 
-def preflight_compiler(where: Slice, cache_dir: str | None = None) -> Callable[[Config], object]:
+def preflight_compiler(
+  where: Slice, cache_dir: str | None = None, cached_only: bool = False
+) -> Callable[[Config], object]:
   """compile_fn for `plan_run`: the AOT compile of the train step for the slice (TPU topology or local).
 
   A TPU topology's verdicts are kept on disk (cache_dir, default ~/.cache/mixlaws/preflight), keyed by
   the config, the topology, the JAX version and a digest of mixlaws' own sources, so a 56B shape is
   compiled once across `mixlaws plan` and `mixlaws bench preflight`, and again after any code change.
+  cached_only: raise LookupError instead of compiling a shape that is not in the cache.
   """
   from mixlaws import preflight
 
@@ -366,6 +369,8 @@ def preflight_compiler(where: Slice, cache_dir: str | None = None) -> Callable[[
     path = directory / f"{key.hexdigest()[:32]}.json"
     if path.exists():
       return preflight.Verdict(**json.loads(path.read_text()))
+    if cached_only:
+      raise LookupError(f"not compiled yet for {where.topology} (no cached verdict)")
     verdict = preflight.preflight(cfg, topology=where.topology)
     directory.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(dataclasses.asdict(verdict)))

@@ -53,7 +53,9 @@ def _measure(cfg: Config, where: planner.Slice, compile_fn, max_compiles: int) -
   try:
     plan = planner.plan_run(cfg, where, compile_fn, max_compiles=max_compiles)
   except Exception as e:  # a compile that fails is recorded, not hidden; the run counts as unmeasured
-    return {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}", "measured": False}
+    estimate = planner.plan_run(cfg, where, None)
+    return {"mesh": str(estimate.layout), "estimate_gib": round(estimate.estimate_bytes / GIB, 2), "gib": None,
+            "measured": False, "error": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"}  # fmt: skip
   v = plan.compiled
   return {
     "mesh": str(plan.layout),
@@ -71,13 +73,14 @@ def run(
   max_compiles: int = 1,
   compile_runs: bool = True,
   log: Callable[[str], None] = print,
+  cached_only: bool = False,
 ) -> dict[str, Any]:
   """One row per largest run: its slice, mesh, GiB per device against HBM, and MoE ÷ equal-total dense."""
   rows, dense_cache = [], {}
   for name in studies:
     for spec in largest_runs(registry.expand(name)):
       where = planner.parse_slice(spec.slice)
-      compile_fn = planner.preflight_compiler(where) if compile_runs else None
+      compile_fn = planner.preflight_compiler(where, cached_only=cached_only) if compile_runs else None
       log(f"{spec.run_id} on {spec.slice} ({where.topology}) …")
       moe = _measure(spec.config, where, compile_fn, max_compiles)
       dense = {}
