@@ -400,7 +400,8 @@ def row(plan: Plan) -> dict:
   return {
     "slice": plan.slice,
     "mesh": str(plan.layout) + (" (pinned)" if plan.pinned else ""),
-    "args_gib": round(v.argument_bytes / gib, 2) if v is not None else None,
+    # a program the TPU compiler refuses reports only what its temporaries need: no argument size
+    "args_gib": round(v.argument_bytes / gib, 2) if v is not None and v.argument_bytes else None,
     "temp_gib": round(v.temp_bytes / gib, 2) if v is not None else None,
     "memory_gib": round(plan.bytes_per_device / gib, 2),
     "hbm_gib": round(plan.memory_bytes / gib, 2),

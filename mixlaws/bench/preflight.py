@@ -60,7 +60,7 @@ def _measure(cfg: Config, where: planner.Slice, compile_fn, max_compiles: int) -
   return {
     "mesh": str(plan.layout),
     "estimate_gib": round(plan.estimate_bytes / GIB, 2),
-    "args_gib": round(v.argument_bytes / GIB, 2) if v else None,
+    "args_gib": round(v.argument_bytes / GIB, 2) if v and v.argument_bytes else None,  # None: compiler refused
     "temp_gib": round(v.temp_bytes / GIB, 2) if v else None,
     "gib": round(plan.bytes_per_device / GIB, 2),
     "measured": v is not None,
