@@ -418,9 +418,10 @@ def plan_specs(specs: list, target: str, compile: bool = True, max_compiles: int
   undeclared = [s.run_id for s in specs if not s.slice]
   if undeclared:
     raise ValueError(f"--preflight: {undeclared[0]} declares no slice; name a target such as v5p-128 instead")
+  from mixlaws import registry
+
   plans: dict[str, Plan] = {}
-  for name in dict.fromkeys(s.slice for s in specs):
-    group = [s for s in specs if s.slice == name]
+  for name, group in registry.group_by_slice(specs).items():
     where = parse_slice(name)
     found = plan_many([s.config for s in group], where, preflight_compiler(where) if compile else None, max_compiles)
     plans.update({s.run_id: p for s, p in zip(group, found, strict=True)})

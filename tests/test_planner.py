@@ -100,3 +100,14 @@ def test_meshes_that_jax_make_mesh_cannot_lay_out_split_physical_axes():
   mesh = sharding.make_mesh(config.MeshConfig(data=1, fsdp=8, expert=8), devices)
   assert dict(mesh.shape) == {"data": 1, "fsdp": 8, "tensor": 1, "expert": 8}
   assert len({d.id for d in mesh.devices.flat}) == 64
+
+
+def test_paper_studies_declare_a_slice_per_run_and_small_runs_get_small_slices():
+  from mixlaws import registry
+
+  specs = registry.expand("krajewski2025_50b")
+  groups = registry.group_by_slice(specs)
+  assert set(groups) == {"v5p-512", "v5p-1024"}  # 11B on 256 chips, 56B on 512 (estimated fit)
+  assert {s.config.model.d_model for s in groups["v5p-1024"]} == {4096}
+  plans = planner.plan_specs(specs, "declared", compile=False)
+  assert all(p.fits and p.estimate_bytes <= planner.DECLARE_HEADROOM * p.memory_bytes for p in plans)
