@@ -110,10 +110,6 @@ def _largest_batch(cfg: Config) -> int:
   return max(seg.batch_size for seg in budget.segments(cfg.train, cfg.model.seq_len))
 
 
-def _smallest_batch(cfg: Config) -> int:
-  return min(seg.batch_size for seg in budget.segments(cfg.train, cfg.model.seq_len))
-
-
 def _param_split(cfg: Config, tensor: int) -> tuple[float, float]:
   """(dense parameters with the padded vocabulary, routed-expert parameters)."""
   shape = counting.Shape.from_config(cfg)
@@ -181,7 +177,7 @@ def _divisors(n: int) -> list[int]:
 def candidates(cfg: Config, n_devices: int) -> list[Layout]:
   """Every layout whose sizes divide the slice, the batch, the heads, the FFN and the experts."""
   m, moe = cfg.model, cfg.moe
-  batch = math.gcd(_smallest_batch(cfg), _largest_batch(cfg))
+  batch = math.gcd(*(seg.batch_size for seg in budget.segments(cfg.train, cfg.model.seq_len)))  # every ramp-up stage
   out = []
   for expert in _divisors(n_devices):
     if expert > 1 and (not moe.is_moe or moe.n_experts % expert):
