@@ -15,10 +15,10 @@ def _cfg(*overrides):
   return config.resolve(config.apply_overrides(config.base_config(), list(TINY) + list(overrides)))
 
 
-def test_planner_finds_a_fitting_mesh_on_v5e_2x2_and_confirms_it_by_compiling():
+def test_planner_finds_a_fitting_mesh_on_v5e_2x2_and_confirms_it_by_compiling(tmp_path):
   where = planner.parse_slice("v5e:2x2")
   assert (where.n_devices, where.memory_bytes) == (4, 16 * 2**30)
-  plan = planner.plan_run(_cfg(), where, planner.preflight_compiler(where), max_compiles=1)
+  plan = planner.plan_run(_cfg(), where, planner.preflight_compiler(where, str(tmp_path)), max_compiles=1)
   lay = plan.layout
   assert plan.fits and not plan.pinned and plan.compiled.fits
   assert lay.data * lay.fsdp * lay.tensor * lay.expert == 4 and 4 % lay.expert == 0
