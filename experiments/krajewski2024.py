@@ -16,7 +16,7 @@ becomes the tokens it gives each shape's smallest budget.
 
 from __future__ import annotations
 
-from mixlaws import config, registry
+from mixlaws import config, planner, registry
 
 from . import _common
 
@@ -113,4 +113,5 @@ def get_study(variant: str | None = None) -> registry.Study:
     base=_base(tiny),
     sweep=sweep,
     cooldown=WSD_COOLDOWN if variant in ("wsd", "tiny-wsd") else 0.0,
+    slice=None if tiny else planner.smallest_slice("v5p"),
   )

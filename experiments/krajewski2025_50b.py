@@ -13,7 +13,7 @@ tokens, and 2 tokens per active parameter.
 
 from __future__ import annotations
 
-from mixlaws import config, registry
+from mixlaws import config, planner, registry
 
 from . import _common
 
@@ -82,4 +82,5 @@ def get_study(variant: str | None = None) -> registry.Study:
     base=_base(tiny),
     sweep=registry.product(shapes, routing),
     derived={"train.tokens": registry.tokens_per_param(ratio)},
+    slice=None if tiny else planner.smallest_slice("v5p"),
   )

@@ -17,7 +17,7 @@ far above anything trainable).
 
 from __future__ import annotations
 
-from mixlaws import config, registry
+from mixlaws import config, planner, registry
 
 from . import _common
 
@@ -155,4 +155,5 @@ def get_study(variant: str | None = None) -> registry.Study:
     base=_tiny_base() if tiny else base,
     sweep=sweep,
     cooldown=DECAY_FRACTION,
+    slice=None if tiny else planner.smallest_slice("v5p"),
   )

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 
-from mixlaws import config, counting, registry
+from mixlaws import config, counting, planner, registry
 
 from . import _common
 
@@ -125,4 +125,5 @@ def get_study(variant: str | None = None) -> registry.Study:
     description="Dense vs 8-expert top-2 MoE isoFLOP grids and lr x batch grids (UNVERIFIED reconstruction)",
     base=base,
     sweep=registry.chain(isoflop, _lr_batch(tiny)),
+    slice=None if tiny else planner.smallest_slice("v5p"),
   )

@@ -360,6 +360,9 @@ PLAN_COLUMNS = ("run_id", "d_model", "n_layers", "E", "G", "top_k", "router", "p
                 "params_non_embedding", "tokens", "steps", "flops")  # fmt: skip
 
 
+PLAN_PREFLIGHT_COLUMNS = ("mesh", "args_gib", "temp_gib", "memory_gib", "hbm_gib", "fits")
+
+
 def _plan_cell(column: str, value) -> str:
   """A plan value as the table shows it: counts with K/M/B suffixes, short router names."""
   from mixlaws import console, registry
@@ -372,6 +375,8 @@ def _plan_cell(column: str, value) -> str:
     return registry.ROUTER_CODES.get(value, value)
   if column == "fits":
     return "yes" if value else "NO"
+  if value is None:
+    return "-"
   if column == "lr":
     return f"{value:.3g}"
   return str(value)
@@ -389,9 +394,13 @@ def _plan_cell(column: str, value) -> str:
 @click.option("--convention", type=click.Choice(config_lib.FLOPS_CONVENTIONS), default="chinchilla",
               show_default=True, help="FLOPs convention of the flops column and the totals.")  # fmt: skip
 @click.option("--preflight", "preflight_target", default=None, metavar="TOPOLOGY",
-              help="Compile each distinct run shape for TOPOLOGY (e.g. v5p:4x4x4, or local[:N] devices) and add "
-                   "its memory per device and verdict.")  # fmt: skip
-def plan_command(study, variant, filter_text, fmt, accelerator, mfu, convention, preflight_target) -> None:
+              help="Pick a mesh per run for TOPOLOGY (v5p:4x4x4, v5p-128, local[:N], or 'declared': each run's "
+                   "own slice), compile each distinct shape once, and add its memory per device and verdict.")  # fmt: skip
+@click.option("--max-compiles", type=click.IntRange(min=1), default=2, show_default=True,
+              help="With --preflight: layouts compiled per run shape, best estimate first, until one fits.")  # fmt: skip
+def plan_command(
+  study, variant, filter_text, fmt, accelerator, mfu, convention, preflight_target, max_compiles
+) -> None:
   """One row per run of STUDY (id, shape, E, G, router, parameters, tokens, steps, FLOPs) and the totals."""
   import csv
 
@@ -408,13 +417,12 @@ def plan_command(study, variant, filter_text, fmt, accelerator, mfu, convention,
         row["lr"], row["batch_size"] = spec.config.train.lr, spec.config.train.batch_size
       columns = (*PLAN_COLUMNS, "lr", "batch_size")
     if preflight_target:
-      from mixlaws import preflight
+      from mixlaws import planner
 
-      verdicts = preflight.preflight_many([spec.config for spec in specs], preflight_target)
-      for row, verdict in zip(rows, verdicts, strict=True):
-        row["memory_gib"] = round(verdict.bytes_per_device / 2**30, 3)
-        row["fits"] = verdict.fits
-      columns = (*PLAN_COLUMNS, "memory_gib", "fits")
+      plans = planner.plan_specs(specs, preflight_target, max_compiles=max_compiles)
+      for row, plan in zip(rows, plans, strict=True):
+        row.update(planner.row(plan))
+      columns = (*PLAN_COLUMNS, *PLAN_PREFLIGHT_COLUMNS)
   except ValueError as e:
     _fail(e)
   total = registry.totals(specs, cost, convention)
@@ -447,9 +455,13 @@ def plan_command(study, variant, filter_text, fmt, accelerator, mfu, convention,
     table = [[_plan_cell(c, r[c]) for c in columns] for r in rows]
     headers = ["run id", "d", "L", "E", "G", "k", "router", "N", "N_act", "N_non-emb", "D", "steps", "FLOPs"]
     headers += ["lr", "batch"] if "lr" in columns else []
-    headers += ["GiB/device", "fits"] if preflight_target else []
+    headers += ["mesh", "args GiB", "temp GiB", "GiB/device", "HBM GiB", "fits"] if preflight_target else []
     console.print_table(study if variant is None else f"{study} ({variant})", headers, table)
     click.echo(summary)
+    for r in rows if preflight_target else []:
+      if not r["fits"]:
+        bigger = f"; the smallest slice that would fit: {r['smallest_fitting']}" if r["smallest_fitting"] else ""
+        click.echo(f"{r['run_id']} does not fit {r['slice']} with any mesh tried{bigger}")
 
 
 @main.group("bench")
@@ -1182,6 +1194,28 @@ def report_command(study, root, store_path, out, law_names, fit_paths, bootstrap
   except ValueError as e:
     _fail(e)
   click.echo(f"wrote {path}")
+
+
+@bench_group.command("preflight")
+@click.option("--study", "studies", multiple=True, help="A paper study (repeatable) [default: the four paper studies].")
+@click.option("--max-compiles", type=int, default=1, show_default=True,
+              help="Layouts compiled per run, best estimate first, until one fits.")  # fmt: skip
+@click.option("--cached-only", is_flag=True,
+              help="Compile nothing: record runs whose verdict is not cached as not measured (estimate only).")  # fmt: skip
+@click.option("--out", "out_dir", default="bench", show_default=True, help="Directory for preflight.json and .md.")
+def bench_preflight(studies, max_compiles, cached_only, out_dir) -> None:
+  """Largest runs of the paper studies on their declared TPU slices (AOT with libtpu, no TPU): GiB per device
+  against HBM and MoE ÷ equal-total dense memory."""
+  from mixlaws.bench import preflight as bench_preflight_lib
+
+  try:
+    if max_compiles < 1:
+      raise ValueError(f"--max-compiles: must be at least 1, got {max_compiles}")
+    report = bench_preflight_lib.run(tuple(studies) or bench_preflight_lib.STUDIES, max_compiles=max_compiles,
+                                     log=lambda line: click.echo(line, err=True), cached_only=cached_only)  # fmt: skip
+  except ValueError as e:
+    _fail(e)
+  _write_bench("preflight", report, out_dir)
 
 
 @bench_group.command("fit")

@@ -33,6 +33,8 @@ class Verdict:
   bytes_per_device: int
   limit_bytes: float
   fits: bool
+  argument_bytes: int = 0  # parameters, optimizer state and batch (0 when the compiler refused the program)
+  temp_bytes: int = 0  # activations and other temporaries
 
   @property
   def reason(self) -> str:
@@ -41,8 +43,8 @@ class Verdict:
     return f"{verb}: needs {need:.2f} GiB per device on {self.target}, which has {have:.2f} GiB per device"
 
 
-def target_devices(topology: str | None, n_devices: int | None) -> tuple[list, str, float]:
-  """(devices, description, memory per device) of a TPU topology or of n local devices."""
+def target_devices(topology: str | None, n_devices: int | None, local: list | None = None) -> tuple[list, str, float]:
+  """(devices, description, memory per device) of a TPU topology or of n local devices (`local`: jax.devices())."""
   if topology:
     from jax.experimental import topologies
 
@@ -56,12 +58,29 @@ def target_devices(topology: str | None, n_devices: int | None) -> tuple[list, s
     except Exception as e:  # libtpu missing or a malformed shape: one line, naming the topology
       raise ValueError(f"topology: cannot describe {topology!r} ({str(e).splitlines()[0]})") from None
     return list(devices), topology, acc.memory_bytes
-  local = jax.devices()
+  local = jax.devices() if local is None else local
   n = n_devices or len(local)
   if n > len(local):
     raise ValueError(f"devices: asked for {n} but this machine has {len(local)}")
+  return local[:n], f"{n} local {local[0].platform} devices", device_memory(local[0], n)
+
+
+def device_memory(device, n_devices: int) -> float:
+  """Memory one device may use: an accelerator's own (what its allocator reports, else the table's HBM);
+  a CPU device shares the host's memory with the other n_devices - 1."""
+  if device.platform != "cpu":
+    try:
+      stats = device.memory_stats() or {}
+    except Exception:  # backends without allocator statistics
+      stats = {}
+    if stats.get("bytes_limit"):
+      return float(stats["bytes_limit"])
+    acc = accelerators.for_device_kind(device.device_kind)
+    if acc is not None:
+      return acc.memory_bytes
+    raise ValueError(f"devices: cannot tell the memory of a {device.device_kind!r}; add it to accelerators.py")
   host_memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-  return local[:n], f"{n} local {local[0].platform} devices", host_memory / n
+  return host_memory / n_devices
 
 
 def compiled_train_step(cfg: Config, devices: list):
@@ -75,7 +94,8 @@ def compiled_train_step(cfg: Config, devices: list):
   batch_size = max(seg.batch_size for seg in budget.segments(cfg.train, cfg.model.seq_len))
   batch = jax.ShapeDtypeStruct((batch_size, cfg.model.seq_len + 1), jnp.int32, sharding=batch_sharding)
   replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-  step = jax.jit(train.make_train_step(cfg, train.graphdef(cfg), tx, mesh), donate_argnums=0,
+  # pad_id only selects which targets count; any id gives the same program, and needs no tokenizer file.
+  step = jax.jit(train.make_train_step(cfg, train.graphdef(cfg), tx, mesh, pad_id=0), donate_argnums=0,
                  in_shardings=(shardings, batch_sharding, replicated), out_shardings=(shardings, None))  # fmt: skip
   lr = jax.ShapeDtypeStruct((), jnp.float32, sharding=replicated)
   return step.lower(train.abstract_with_shardings(abstract, shardings), batch, lr).compile()
@@ -92,10 +112,11 @@ def preflight(cfg: Config, topology: str | None = None, n_devices: int | None = 
     if not found:
       raise
     needed = float(found.group(1)) * _UNITS[found.group(2)]
-    return Verdict(target, len(devices), int(needed), float(limit), False)
+    return Verdict(target, len(devices), int(needed), float(limit), False, 0, int(needed))
   needed = (memory.argument_size_in_bytes + memory.output_size_in_bytes + memory.temp_size_in_bytes
             - memory.alias_size_in_bytes + memory.generated_code_size_in_bytes)  # fmt: skip
-  return Verdict(target, len(devices), int(needed), float(limit), needed <= limit)
+  return Verdict(target, len(devices), int(needed), float(limit), needed <= limit,
+                 int(memory.argument_size_in_bytes), int(memory.temp_size_in_bytes))  # fmt: skip
 
 
 _EXHAUSTED = re.compile(r"RESOURCE_EXHAUSTED.*?\(([\d.]+)([KMGT])\) exceeds", re.S)

@@ -174,6 +174,15 @@ def batch_rampup(stages: Iterable[tuple[int, float]]) -> str:
 # Studies and run specs
 
 
+def group_by_slice(specs: Sequence[RunSpec], default: str = "") -> dict[str, list[RunSpec]]:
+  """Runs grouped by their declared slice (undeclared ones under `default`), so a launcher can give
+  each group its own slices and small runs do not take a large slice."""
+  groups: dict[str, list[RunSpec]] = {}
+  for spec in specs:
+    groups.setdefault(spec.slice or default, []).append(spec)
+  return groups
+
+
 @dataclasses.dataclass(frozen=True)
 class Study:
   """A base config and a sweep over it; `derived` fields are computed for every point after its own."""
@@ -188,6 +197,9 @@ class Study:
   # > 0: the budgets of one shape train as warmup-stable-decay cooldown branches of one trunk, each
   # decaying linearly to 0 over this fraction of its tokens (Hägele et al. 2024; see `branch_runs`).
   cooldown: float = 0.0
+  # The slice type each run trains on (v5p-128, v4-32, local, …), from its resolved config; None → the
+  # launcher's. Not part of the run id: where a run trains does not change what it computes.
+  slice: Callable[[Config], str] | None = None
 
   @property
   def label(self) -> str:
@@ -204,6 +216,7 @@ class RunSpec:
   config: Config
   counts: counting.RunCounts
   lineage: Lineage | None = None  # a WSD trunk or branch; None for a run trained from scratch to its end
+  slice: str = ""  # the slice type the study declares for this run; "" → none declared
 
   def record(self) -> dict[str, Any]:
     """config.json of the run dir (mixlaws/rundir.py): study, run id, resolved config, counts (and lineage)."""
@@ -350,7 +363,9 @@ def expand_study(study: Study, filter: str | Filter | None = None, n_devices: in
         f"{study.label}: runs {first_index[rid]} and {i} are the same run {rid}; a grid must not repeat a run"
       )
     first_index[rid] = i
-    specs.append(RunSpec(study.label, rid, cfg, counting.run_counts(cfg)))
+    specs.append(
+      RunSpec(study.label, rid, cfg, counting.run_counts(cfg), slice=study.slice(cfg) if study.slice else "")
+    )
   return [s for s in specs if keep is None or keep(s)]
 
 
@@ -750,7 +765,8 @@ def _expand_branching(study: Study, keep: Filter | None, n_devices: int | None) 
       raise ValueError(f"{study.label} runs {indices}: {e}") from None
     kept = [s for s in family[1:] if keep is None or keep(s)]
     specs += [family[0], *kept] if kept else []
-  return [s for s in specs if s.lineage is not None or keep is None or keep(s)]
+  specs = [s for s in specs if s.lineage is not None or keep is None or keep(s)]
+  return [dataclasses.replace(s, slice=study.slice(s.config)) for s in specs] if study.slice else specs
 
 
 def branching_summary(specs: Sequence[RunSpec], convention: str = "chinchilla") -> dict[str, Any] | None:

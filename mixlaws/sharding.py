@@ -30,7 +30,31 @@ def make_mesh(mesh_cfg: MeshConfig, devices: Sequence[jax.Device] | None = None)
   """The (data, fsdp, tensor, expert) mesh; one size may be -1. Axis types are explicit (Auto)."""
   devices = list(devices if devices is not None else jax.devices())
   shape = mesh_shape(mesh_cfg, len(devices))  # raises naming the mesh field when sizes do not fit
-  return jax.make_mesh(shape, MESH_AXES, axis_types=(AxisType.Auto,) * len(MESH_AXES), devices=devices)
+  types = (AxisType.Auto,) * len(MESH_AXES)
+  try:
+    return jax.make_mesh(shape, MESH_AXES, axis_types=types, devices=devices)
+  except NotImplementedError:
+    # jax.make_mesh maps each mesh axis onto whole physical torus axes and gives up on shapes such as
+    # fsdp 8 × expert 8 on a 4x4x4 slice; splitting physical axes still gives every device one place.
+    from jax.experimental import mesh_utils
+
+    try:
+      grid = mesh_utils.create_device_mesh(shape, devices, allow_split_physical_axes=True)
+    except (NotImplementedError, ValueError) as e:
+      sizes = " × ".join(f"{a} {s}" for a, s in zip(MESH_AXES, shape))
+      raise ValueError(f"mesh.data: cannot lay {sizes} onto the {len(devices)} devices ({e})") from None
+    return Mesh(grid, MESH_AXES, axis_types=types)
+
+
+VOCAB_ALIGNMENT = 128  # TPU lane width: the padded vocabulary is a multiple of it per tensor shard
+
+
+def vocab_multiple(mesh_cfg: MeshConfig) -> int:
+  """What the vocabulary is padded to a multiple of: 128 × the tensor axis, so `vocab` splits evenly.
+
+  A tensor axis of -1 (its size known only from the devices) counts as 1.
+  """
+  return VOCAB_ALIGNMENT * max(mesh_cfg.tensor, 1)
 
 
 def logical_to_spec(logical_axes: Sequence[str | None], rules: Rules) -> PartitionSpec:

@@ -46,7 +46,8 @@ def _is_variable(x: Any) -> bool:
 
 def _new_model(cfg: Config) -> nnx.Module:
   with nnx.use_eager_sharding(False):  # we place parameters ourselves, from the rule table
-    return models.Transformer(cfg.model, cfg.moe, rngs=nnx.Rngs(cfg.train.seed))
+    return models.Transformer(cfg.model, cfg.moe, rngs=nnx.Rngs(cfg.train.seed),
+                              vocab_multiple=sharding.vocab_multiple(cfg.mesh))  # fmt: skip
 
 
 def init_fn(cfg: Config, tx: optax.GradientTransformation):
@@ -92,10 +93,15 @@ def token_losses(logits_btv: jax.Array, batch_bt: jax.Array, pad_id: int) -> tup
   return (ce_bt * mask_bt).sum(), mask_bt.sum()
 
 
-def make_train_step(cfg: Config, gdef: nnx.GraphDef, tx: optax.GradientTransformation, mesh: Mesh):
-  """The pure train step: (state, batch_bt) → (state, metrics). Dense and MoE take the same path."""
+def make_train_step(
+  cfg: Config, gdef: nnx.GraphDef, tx: optax.GradientTransformation, mesh: Mesh, pad_id: int | None = None
+):
+  """The pure train step: (state, batch_bt) → (state, metrics). Dense and MoE take the same path.
+
+  pad_id: the padding token; None → the tokenizer's (a pre-flight passes one, needing no tokenizer file).
+  """
   weights = {"load_balance_loss": cfg.moe.load_balance_weight, "z_loss": cfg.moe.z_loss_weight}
-  pad_id = data_lib.tokenizer(cfg.data).pad_id
+  pad_id = data_lib.tokenizer(cfg.data).pad_id if pad_id is None else pad_id
 
   def loss_fn(params, model_state, batch_bt):
     model = nnx.merge(gdef, params, model_state)

@@ -106,27 +106,54 @@ def stack_plan(mask: tuple[bool, ...]) -> list[tuple[tuple[bool, ...], int]]:
   return plan
 
 
+# Added to the logits of padded vocabulary entries: finite, so p·log p stays 0 where p underflows to 0.
+PADDED_LOGIT = -1e9
+
+
+def padded_vocab_size(vocab_size: int, multiple: int) -> int:
+  """The vocabulary rounded up to a multiple (128 × the tensor axis: lane-aligned and evenly split)."""
+  return -(-vocab_size // multiple) * multiple
+
+
+def _padded(weight: nnx.Param, axis: int, size: int) -> nnx.Param:
+  """The weight with zero rows (or columns) appended along `axis` up to `size`.
+
+  The real entries are drawn at the real shape, so a padded model starts from the same function as
+  an unpadded one (same seed) and the padding changes no loss.
+  """
+  value = weight[...]
+  if value.shape[axis] == size:
+    return weight
+  widths = [(0, 0)] * value.ndim
+  widths[axis] = (0, size - value.shape[axis])
+  return nnx.Param(jnp.pad(value, widths), **weight.get_metadata())
+
+
 class Transformer(nnx.Module):
   """Decoder-only LM for `ModelConfig` + `MoEConfig`; safe to build outside any mesh.
 
+  `vocab_multiple` pads the embedding and unembedding to a multiple of it (zero rows); the logits
+  then have the padded width, with the padded entries masked to PADDED_LOGIT.
   `model(tokens_bt, train)` returns float32 logits (B, T, V) and `aux`: the AUX_KEYS scalars
   (unweighted losses and statistics, each a mean over MoE layers; zeros for a dense model) and,
   under PER_LAYER + key, the per-MoE-layer vectors (shape (0,) for a dense model).
   """
 
-  def __init__(self, cfg: ModelConfig, moe: MoEConfig, *, rngs: nnx.Rngs):
+  def __init__(self, cfg: ModelConfig, moe: MoEConfig, *, rngs: nnx.Rngs, vocab_multiple: int = 1):
     self.cfg = cfg
     d = cfg.d_model
+    self.padded_vocab = padded_vocab_size(cfg.vocab_size, vocab_multiple)
     mask = moe_layer_mask(cfg.n_layers, moe.layers) if moe.is_moe else (False,) * cfg.n_layers
     # Parameters get their shardings when a jitted init places them; eager sharding would need a mesh here.
     with nnx.use_eager_sharding(False):
       # A lookup row has fan-in 1, so embedding tables start with std = init_scale (llm-random).
-      self.embed = param(rngs, cfg, (cfg.vocab_size, d), 1, ("vocab", "embed"))
+      self.embed = _padded(param(rngs, cfg, (cfg.vocab_size, d), 1, ("vocab", "embed")), 0, self.padded_vocab)
       # The position axis stays unnamed (replicated): the param rule table has no sequence axis.
       self.positions = param(rngs, cfg, (cfg.seq_len, d), 1, (None, "embed")) if cfg.positional == "learned" else None
       self.stacks = nnx.List([Stack(cfg, moe, unit, repeats, rngs=rngs) for unit, repeats in stack_plan(mask)])
       self.final_norm = norm(cfg, rngs)
-      self.unembed = None if cfg.tied_embeddings else param(rngs, cfg, (d, cfg.vocab_size), d, ("embed", "vocab"))
+      unembed = None if cfg.tied_embeddings else param(rngs, cfg, (d, cfg.vocab_size), d, ("embed", "vocab"))
+      self.unembed = None if unembed is None else _padded(unembed, 1, self.padded_vocab)
 
   def __call__(self, tokens_bt: jax.Array, train: bool = True) -> tuple[jax.Array, dict[str, jax.Array]]:
     cfg = self.cfg
@@ -146,6 +173,8 @@ class Transformer(nnx.Module):
     x_btd = self.final_norm(x_btd)
     w_dv = self.embed[...].T if self.unembed is None else self.unembed[...]
     logits_btv = jnp.einsum("btd,dv->btv", x_btd, w_dv.astype(cdt), preferred_element_type=jnp.float32)
+    if self.padded_vocab > cfg.vocab_size:  # padded entries get no probability, in the loss and in eval scoring
+      logits_btv = logits_btv + jnp.where(jnp.arange(self.padded_vocab) < cfg.vocab_size, 0.0, PADDED_LOGIT)
     aux = {}
     for k, vs in per_layer.items():
       v = jnp.concatenate(vs) if vs else jnp.zeros((0,), jnp.float32)
