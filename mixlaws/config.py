@@ -85,14 +85,15 @@ class MoEConfig:
   renormalize: bool = False  # token choice: rescale the kept top-k weights to sum to one
   # Scale of the routed experts' combined output (`routers.output_scale`):
   # - probability: each pick weighted by its router probability, as the papers' reference code does
-  #   (llm-random moe_layers/token_choice.py L82 `experts_output *= token_expert_values`). Near a
+  #   (llm-random moe_layers/token_choice.py L85 `experts_output *= token_expert_values`). Near a
   #   uniform router the weights of a token's top-k picks sum to about top_k/(E·G), so the MoE branch
   #   starts about E× smaller than a dense FFN; with AdamW that acts like an lr cut by ~E on the experts.
   # - unit_mean: the same weights × E·G/top_k for token choice and switch, × E for expert choice, so they
   #   sum to 1 on average (mixture of tokens is unscaled: its merge weights are already convex).
   #   Measured on CPU (issue 18; d48, 2 layers, 2.1M byte tokens, lr 1e-3, seeds 0/1): token choice E=8
-  #   2.286/2.262 with probability vs 2.187/2.182 with unit_mean, dense 2.267/2.314; the science
-  #   benchmark's F1/F2 repeat it over 3 seeds (docs/bench/science.md). The CPU studies use unit_mean.
+  #   2.286/2.262 with probability vs 2.187/2.182 with unit_mean, dense 2.267/2.314. The smoke
+  #   study uses unit_mean. Caution: at half that budget (1M tokens, lr 2e-3, capacity 2) unit_mean E=8
+  #   still lost to dense by +0.116 nats, 95% [+0.036, +0.195] over 3 seeds (docs/bench/science.md, F1).
   output_scale: str = "probability"
   # Fan-in of the experts' down projection at init: expert (its width d_ff/G) | all_experts (E·G × width,
   # llm-random's ExpertFF, moe_layers/expert_types.py L33-40: fan_in = n_experts · expert_size, which

@@ -290,6 +290,52 @@ def collect_runs(work_dir: str) -> list[dict[str, Any]]:
   return runs
 
 
+def eval_batch_losses(overrides: Sequence[str], work_dir: str) -> list[float]:
+  """Mean loss of each eval batch of a finished run, from its final checkpoint (cached beside its result)."""
+  import jax
+  import orbax.checkpoint as ocp
+
+  from mixlaws import config, optim, rundir, sharding, train
+  from mixlaws import data as data_lib
+
+  key = run_key(overrides)
+  path = os.path.join(work_dir, "results", f"{key}.batches.json")
+  if os.path.exists(path):
+    with open(path) as f:
+      return json.load(f)
+  cfg = config.resolve(config.apply_overrides(config.base_config(), (*BASE, *overrides)), n_devices=1)
+  mesh, tx = sharding.make_mesh(cfg.mesh, jax.devices()[:1]), optim.optimizer(cfg)
+  manager = train._checkpoint_manager(rundir.RunDir(os.path.join(work_dir, "runs", key)), cfg)
+  abstract = jax.eval_shape(train.init_fn(cfg, tx))
+  target = train.abstract_with_shardings(abstract, train.state_shardings(abstract, mesh, cfg.mesh.param_rules))
+  args = ocp.args.Composite(state=ocp.args.StandardRestore(target), data=ocp.args.JsonRestore())
+  state = manager.restore(manager.latest_step(), args=args)["state"]
+  eval_step = jax.jit(train.make_eval_step(cfg, train.graphdef(cfg), mesh))
+  batch_sharding = train.batch_sharding(cfg, mesh)
+  means = []
+  for batch in data_lib.eval_batches(cfg, cfg.train.batch_size):
+    loss_sum, n = eval_step(state["params"], state["model_state"], jax.device_put(batch, batch_sharding))
+    means.append(float(loss_sum) / float(n))
+  with open(path, "w") as f:
+    json.dump(means, f)
+  return means
+
+
+def eval_noise(work_dir: str, name: str = "tc_E8", reference: str = "dense") -> dict[str, Any] | None:
+  """Eval-set noise of an effect: the standard error, over the eval batches, of the per-batch loss
+  difference between two seed-0 runs. Every run is evaluated on the same fixed batches, so this is the
+  noise the finite eval set adds to a paired effect; the seed-to-seed spread of the effect is beside it."""
+  big = BUDGETS[1]
+  keys = [run_overrides(n, big, 0) for n in (name, reference)]
+  if not all(os.path.exists(os.path.join(work_dir, "results", f"{run_key(k)}.json")) for k in keys):
+    return None
+  a, b = (np.array(eval_batch_losses(k, work_dir)) for k in keys)
+  absolute = float(np.std(b, ddof=1) / math.sqrt(len(b)))
+  paired = float(np.std(a - b, ddof=1) / math.sqrt(len(a)))
+  return {"effect": f"{name} - {reference}, seed 0", "batches": len(a), "paired_eval_se": paired,
+          "absolute_eval_se": absolute}  # fmt: skip
+
+
 def report(work_dir: str) -> dict[str, Any]:
   from mixlaws import bench
 
@@ -310,6 +356,7 @@ def report(work_dir: str) -> dict[str, Any]:
     },  # fmt: skip
     "runs": runs,
     "seed_sd": seed_spread(runs),
+    "eval_noise": eval_noise(work_dir),
     "findings": findings(runs),
   }
 
@@ -340,6 +387,11 @@ def to_markdown(rep: dict[str, Any]) -> str:
     lines.append(
       f"| {r['config']} | {r['tokens']:,} | {r['seed']} | {r['eval_loss']:.4f} | {r['dropped_frac']:.3f} | {r['seconds']:.0f} |"
     )
+  noise = rep.get("eval_noise")
+  if noise:
+    lines += ["", f"Eval-set noise of a paired effect ({noise['effect']}, {noise['batches']} eval batches): "
+              f"standard error {noise['paired_eval_se']:.4f} (of one run's absolute eval loss: "
+              f"{noise['absolute_eval_se']:.4f}, shared by every run since the eval set is fixed)."]  # fmt: skip
   lines += ["", "Seed-to-seed standard deviation of the eval loss: "
             + (", ".join(f"{k} {v:.4f}" for k, v in rep["seed_sd"].items()) or "fewer than 2 seeds everywhere")]  # fmt: skip
   return "\n".join(lines) + "\n"

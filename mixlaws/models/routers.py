@@ -84,8 +84,8 @@ def expert_quota(group_size: int, granularity: int, n_experts: int) -> int:
 def output_scale(rule: str, router: str, n_experts: int, top_k: int, granularity: int) -> float:
   """Factor on the routed experts' combined output (moe.output_scale).
 
-  probability: 1, the router probabilities as they are (llm-random moe_layers/token_choice.py L82 and
-  expert_choice.py: `experts_output *= token_expert_values`). unit_mean: the reciprocal of the expected
+  probability: 1, the router probabilities as they are (llm-random moe_layers/token_choice.py L85 and
+  expert_choice.py L102 `merge(..., topk_values, ...)`). unit_mean: the reciprocal of the expected
   sum of a token's combine weights under a uniform router, so the MoE branch starts as large as a dense
   FFN: a token choice token keeps top_k picks of weight 1/(E·G) each → × E·G/top_k; an expert choice
   token is picked G times on average (quota · E·G / group) with weight 1/(E·G) → × E. Mixture of tokens
