@@ -37,6 +37,12 @@ def get_study(variant: str | None = None) -> registry.Study:
   base.model.seq_len = SEQ_LEN
   base.moe.router = "token_choice"
   base.moe.capacity_factor = 0.0  # dropless
+  # Combine weights × E·G/top_k (mixlaws/config.py MoEConfig.output_scale). Issue 18, d48, 2 layers,
+  # 2.1M tokens, lr 1e-3, seeds 0/1: token choice E=8 2.286/2.262 with the papers' probabilities,
+  # 2.187/2.182 with unit_mean; dense 2.267/2.314. This study with it (demo, 2026-12-06, one seed):
+  # E=8 − dense(d48) = −0.083 at both budgets, loss over E = 1, 4, 8 at 524K: 3.016, 2.961, 2.933
+  # (before: E=8 3.032 above E=4 2.977).
+  base.moe.output_scale = "unit_mean"
   base.train.batch_size = BATCH
   base.train.lr = LR
   base.train.schedule = "cosine"

@@ -1232,6 +1232,23 @@ def bench_fit(points, scipy_starts, bootstrap, out_dir) -> None:
   _write_bench("fit", report, out_dir)
 
 
+@bench_group.command("science")
+@click.option("--work-dir", default="bench/science-runs", show_default=True,
+              help="Where the runs go; finished runs are reused, so a rerun resumes.")  # fmt: skip
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Training processes.")
+@click.option("--no-train", is_flag=True, help="Only measure the findings on the runs already in --work-dir.")
+@click.option("--out", "out_dir", default="bench", show_default=True, help="Directory for science.json and science.md.")
+def bench_science(work_dir, workers, no_train, out_dir) -> None:
+  """Do our CPU runs reproduce the papers' MoE findings (F1-F5, seeds, 95% intervals, verdicts)?"""
+  from mixlaws.bench import science as bench_science_lib
+
+  try:
+    report = bench_science_lib.run(work_dir, workers=workers, train=not no_train)
+  except RuntimeError as e:
+    _fail(e)
+  _write_bench("science", report, out_dir, markdown=bench_science_lib.to_markdown(report))
+
+
 @bench_group.command("train")
 @click.option("-o", "--override", "overrides", multiple=True, metavar="SECTION.FIELD=VALUE",
               help="Override one field of the benchmark's ~1M-parameter config.")  # fmt: skip

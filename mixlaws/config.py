@@ -31,6 +31,8 @@ DTYPES = ("float32", "bfloat16")
 REMATS = ("none", "block")
 ROUTERS = ("token_choice", "switch", "expert_choice", "mixture_of_tokens")
 SOFTMAX_ORDERS = ("before_topk", "after_topk")
+OUTPUT_SCALES = ("probability", "unit_mean")
+EXPERT_FAN_INS = ("expert", "all_experts")
 MOE_LAYER_PATTERNS = ("all", "second_half", "alternate")
 DISPATCHES = ("einsum", "gather", "ragged")
 SCHEDULES = ("cosine", "wsd", "constant")
@@ -60,7 +62,10 @@ class ModelConfig:
   seq_len: int = 512  # training context length in tokens
   param_dtype: str = "float32"  # dtype parameters are stored in: float32 | bfloat16
   compute_dtype: str = "float32"  # dtype of matmuls: float32 | bfloat16 (softmax and router stay float32)
-  init_scale: float = 0.1  # truncated-normal std = init_scale / sqrt(fan_in) (Fedus et al.; llm-random)
+  # Truncated-normal std = init_scale / sqrt(fan_in). NOT llm-random's rule: its init_truncated_normal
+  # (lizrd/core/initialization.py L39-40) gives std = sqrt(scale / fan_in), so its scale 0.1 is init_scale
+  # sqrt(0.1) ≈ 0.316 here (as is Fedus et al. 2022's "s = 0.1" as std sqrt(s / fan_in)).
+  init_scale: float = 0.1
   remat: str = "none"  # rematerialisation: none | block (recompute each block in the backward pass)
 
   @property
@@ -78,6 +83,22 @@ class MoEConfig:
   router: str = "switch"  # token_choice | switch (top-1) | expert_choice | mixture_of_tokens
   softmax_order: str = "before_topk"  # token choice: before_topk | after_topk (50B-scale recipe)
   renormalize: bool = False  # token choice: rescale the kept top-k weights to sum to one
+  # Scale of the routed experts' combined output (`routers.output_scale`):
+  # - probability: each pick weighted by its router probability, as the papers' reference code does
+  #   (llm-random moe_layers/token_choice.py L85 `experts_output *= token_expert_values`). Near a
+  #   uniform router the weights of a token's top-k picks sum to about top_k/(E·G), so the MoE branch
+  #   starts about E× smaller than a dense FFN; with AdamW that acts like an lr cut by ~E on the experts.
+  # - unit_mean: the same weights × E·G/top_k for token choice and switch, × E for expert choice, so they
+  #   sum to 1 on average (mixture of tokens is unscaled: its merge weights are already convex).
+  #   Measured on CPU (issue 18; d48, 2 layers, 2.1M byte tokens, lr 1e-3, seeds 0/1): token choice E=8
+  #   2.286/2.262 with probability vs 2.187/2.182 with unit_mean, dense 2.267/2.314. The smoke
+  #   study uses unit_mean. Caution: at half that budget (1M tokens, lr 2e-3, capacity 2) unit_mean E=8
+  #   still lost to dense by +0.116 nats, 95% [+0.036, +0.195] over 3 seeds (docs/bench/science.md, F1).
+  output_scale: str = "probability"
+  # Fan-in of the experts' down projection at init: expert (its width d_ff/G) | all_experts (E·G × width,
+  # llm-random's ExpertFF, moe_layers/expert_types.py L33-40: fan_in = n_experts · expert_size, which
+  # starts each expert √(E·G)× smaller). The default keeps the per-expert fan-in.
+  expert_fan_in: str = "expert"
   capacity_factor: float = 1.0  # training capacity per expert = cf · tokens · top_k / n_experts; 0 → dropless
   eval_capacity_factor: float = 0.0  # capacity factor at evaluation; 0 → dropless
   group_size: int = 256  # expert choice / MoT: tokens at one position grouped across sequences
@@ -431,6 +452,8 @@ def _validate_moe(moe: MoEConfig, m: ModelConfig, t: TrainConfig) -> None:
   _positive("moe.granularity", moe.granularity)
   _one_of("moe.router", moe.router, ROUTERS)
   _one_of("moe.softmax_order", moe.softmax_order, SOFTMAX_ORDERS)
+  _one_of("moe.output_scale", moe.output_scale, OUTPUT_SCALES)
+  _one_of("moe.expert_fan_in", moe.expert_fan_in, EXPERT_FAN_INS)
   _one_of("moe.layers", moe.layers, MOE_LAYER_PATTERNS)
   _one_of("moe.dispatch", moe.dispatch, DISPATCHES)
   _non_negative("moe.capacity_factor", moe.capacity_factor)

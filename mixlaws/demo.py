@@ -14,6 +14,8 @@ import os
 import time
 from collections.abc import Callable
 
+import pandas as pd
+
 from mixlaws import collect, console, export, registry, store, sweep
 from mixlaws.fit import fitter, laws
 from mixlaws.fit import study as fit_study
@@ -61,6 +63,43 @@ def fit_law(law_name: str, points, bootstrap: int, out_dir: str, echo: Callable)
   return result, path
 
 
+def findings(points, moe_fit: fitter.Fit) -> list[list[str]]:
+  """The demo's check of the papers' MoE findings on its own runs (single seed: differences, not intervals).
+
+  F1: MoE (E=8, G=1) minus the dense model of the same shape, per budget (negative: MoE is better).
+  F2: the loss at E = 1, 4, 8 (G=1) at the largest budget, and whether it falls with E.
+  F5: Wang et al. 2024's γ with its bootstrap interval (> 0: more experts help).
+  """
+  # The dense model of the MoE runs' shape: the closest active-parameter count (MoE adds only a router).
+  moe_n = points.loc[points["experts"] > 1, "active_params"].min()
+  dense = points[points["experts"] == 1]
+  dense_n = dense["active_params"].iloc[(dense["active_params"] - moe_n).abs().argmin()]
+  same_shape = pd.concat([dense[dense["active_params"] == dense_n], points[points["experts"] > 1]])
+  rows = []
+  for tokens in sorted(same_shape["tokens"].unique()):
+    at = same_shape[same_shape["tokens"] == tokens]
+    by_e = {int(e): float(g["loss"].iloc[0]) for e, g in at[at["granularity"] == 1].groupby("experts")}
+    if 1 in by_e and 8 in by_e:
+      rows.append(
+        [
+          "F1 MoE E=8 − dense",
+          f"D={tokens:.3g}",
+          f"{by_e[8] - by_e[1]:+.4f}",
+          "MoE better" if by_e[8] < by_e[1] else "dense better",
+        ]
+      )
+  top = same_shape[(same_shape["tokens"] == same_shape["tokens"].max()) & (same_shape["granularity"] == 1)]
+  losses = [float(top[top["experts"] == e]["loss"].iloc[0]) for e in sorted(top["experts"].unique())]
+  falling = all(b < a for a, b in zip(losses, losses[1:]))
+  rows.append(["F2 loss over E", "E=" + ",".join(str(int(e)) for e in sorted(top["experts"].unique())),
+               " ".join(f"{v:.4f}" for v in losses), "falls" if falling else "does not fall"])  # fmt: skip
+  low, high = (moe_fit.intervals or {}).get("gamma", (float("nan"), float("nan")))
+  gamma = moe_fit.params["gamma"]
+  rows.append(["F5 Wang γ", f"95% [{low:.3g}, {high:.3g}]", f"{gamma:.4g}",
+               "more experts help" if low > 0 else "interval includes 0 or below"])  # fmt: skip
+  return rows
+
+
 def run(root: str = "runs", out: str = "demo-results", *, workers: int = 1, bootstrap: int = 200,
         echo: Callable = console.console.print) -> int:  # fmt: skip
   """The demo; returns the exit status (0 done, 75 interrupted: rerun to resume, 1 a run failed)."""
@@ -98,6 +137,9 @@ def run(root: str = "runs", out: str = "demo-results", *, workers: int = 1, boot
     figures += plots.residuals(laws.get(MOE_LAW), moe_fit, points, plot_dir, name="residuals_moe")
   outputs["plots"] = ", ".join(figures)
   outputs["report"] = _report(root, out, [dense_fit, moe_fit])  # last: the page to open
+  echo("")
+  console.print_table("findings (single seed; the README explains the table)", ["finding", "where", "measured",
+                      "reading"], findings(points, moe_fit))  # fmt: skip
   echo("")
   echo(f"[bold green]done in {time.time() - start:.0f} s.[/] Outputs:")
   for name, path in outputs.items():

@@ -20,7 +20,11 @@ def dtype(name: str) -> jnp.dtype:
 def param(
   rngs: nnx.Rngs, cfg: ModelConfig, shape: Sequence[int], fan_in: int, names: tuple[str | None, ...]
 ) -> nnx.Param:
-  """A truncated-normal weight, std = init_scale / sqrt(fan_in) (Fedus et al. 2022; llm-random init)."""
+  """A truncated-normal weight, std = init_scale / sqrt(fan_in).
+
+  Fedus et al. 2022 §2.4 and llm-random's init_truncated_normal (lizrd/core/initialization.py L39-40) use
+  std = sqrt(s / fan_in): their s = 0.1 is init_scale = sqrt(0.1) here (see ModelConfig.init_scale).
+  """
   init = jax.nn.initializers.truncated_normal(cfg.init_scale / math.sqrt(fan_in))
   return nnx.Param(nnx.with_partitioning(init, names)(rngs.params(), tuple(shape), dtype(cfg.param_dtype)))
 
@@ -106,13 +110,14 @@ class Mlp(nnx.Module):
 class Experts(nnx.Module):
   """E expert FFNs of width d_ff / G, stored stacked so a batched or ragged matmul runs them all."""
 
-  def __init__(self, cfg: ModelConfig, n_experts: int, width: int, *, rngs: nnx.Rngs):
+  def __init__(self, cfg: ModelConfig, n_experts: int, width: int, *, rngs: nnx.Rngs, down_fan_in: int = 0):
+    """`down_fan_in`: the down projection's init fan-in; 0 → `width` (llm-random uses n_experts · width)."""
     d = cfg.d_model
     self.activation = cfg.activation
     self.up = param(rngs, cfg, (n_experts, d, width), d, ("expert", "embed", "mlp"))
     gated = cfg.activation == "swiglu"
     self.gate = param(rngs, cfg, (n_experts, d, width), d, ("expert", "embed", "mlp")) if gated else None
-    self.down = param(rngs, cfg, (n_experts, width, d), width, ("expert", "mlp", "embed"))
+    self.down = param(rngs, cfg, (n_experts, width, d), down_fan_in or width, ("expert", "mlp", "embed"))
 
   @property
   def n_experts(self) -> int:

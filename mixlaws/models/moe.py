@@ -25,7 +25,8 @@ class MoE(nnx.Module):
     width = cfg.d_ff // moe.granularity
     self.moe = moe
     self.router = param(rngs, cfg, (cfg.d_model, moe.n_experts), cfg.d_model, ("embed", "expert"))
-    self.experts = Experts(cfg, moe.n_experts, width, rngs=rngs)
+    down_fan_in = moe.n_experts * width if moe.expert_fan_in == "all_experts" else width
+    self.experts = Experts(cfg, moe.n_experts, width, rngs=rngs, down_fan_in=down_fan_in)
     # n always-active experts of width w act as one dense FFN of width n·w: same function, one matmul.
     self.shared = Mlp(cfg, moe.n_shared_experts * width, rngs=rngs) if moe.n_shared_experts else None
     # Krajewski et al. 2024 App. A: an extra norm before the MoE output, crucial for expert choice at G > 1.
@@ -47,7 +48,8 @@ class MoE(nnx.Module):
     else:
       routing, stats = route(logits_bte, moe, train)
       y_sd = dispatch_tokens(x_sd, routing, self.experts, moe)
-    y_btd = y_sd.reshape(b, t, d)
+    scale = routers.output_scale(moe.output_scale, moe.router, moe.n_experts, moe.top_k, moe.granularity)
+    y_btd = y_sd.reshape(b, t, d) * jnp.asarray(scale, y_sd.dtype) if scale != 1 else y_sd.reshape(b, t, d)
     if self.output_norm is not None:
       y_btd = self.output_norm(y_btd)
     if self.shared is not None:

@@ -81,6 +81,23 @@ def expert_quota(group_size: int, granularity: int, n_experts: int) -> int:
   return quota
 
 
+def output_scale(rule: str, router: str, n_experts: int, top_k: int, granularity: int) -> float:
+  """Factor on the routed experts' combined output (moe.output_scale).
+
+  probability: 1, the router probabilities as they are (llm-random moe_layers/token_choice.py L85 and
+  expert_choice.py L102 `merge(..., topk_values, ...)`). unit_mean: the reciprocal of the expected
+  sum of a token's combine weights under a uniform router, so the MoE branch starts as large as a dense
+  FFN: a token choice token keeps top_k picks of weight 1/(E·G) each → × E·G/top_k; an expert choice
+  token is picked G times on average (quota · E·G / group) with weight 1/(E·G) → × E. Mixture of tokens
+  is left at 1: its merge and emit weights are softmaxes over the group, not over the experts.
+  """
+  if rule == "probability" or router == "mixture_of_tokens":
+    return 1.0
+  if router in ("token_choice", "switch"):
+    return n_experts / top_k
+  return n_experts / granularity
+
+
 def z_loss(logits: jax.Array, axis: int = -1) -> jax.Array:
   """Router z-loss: mean of logsumexp(logits)² (Zoph et al. 2022, Eq. 5; llm-random calculate_z_loss)."""
   return jnp.mean(jax.nn.logsumexp(logits, axis=axis) ** 2)
