@@ -131,7 +131,9 @@ def run(root: str = "runs", out: str = "demo-results", *, workers: int = 1, boot
     moe_fit, outputs["MoE fit"] = fit_law(MOE_LAW, points, bootstrap, out, echo)
     _stage(echo, 5, "plots")
     plot_dir = os.path.join(out, "plots")
-    figures = plots.curves(st.curves(STUDY, split="train", names=("loss",)), plot_dir, title=f"{STUDY}: training loss")
+    figures = plots.curves(
+      st.curves(STUDY, split="train", names=("loss",)), plot_dir, runs=st.runs(STUDY), title=f"{STUDY}: training loss"
+    )
     figures += plots.fit(laws.get(DENSE_LAW), dense_fit, points[points["experts"] == 1], plot_dir, name="fit_dense")
     figures += plots.fit(laws.get(MOE_LAW), moe_fit, points, plot_dir, name="fit_moe")
     figures += plots.residuals(laws.get(MOE_LAW), moe_fit, points, plot_dir, name="residuals_moe")
