@@ -396,7 +396,8 @@ def fork_ready(run: RunDir) -> bool:
 def waiting_for_forks(root: str | os.PathLike, study: str) -> list[str]:
   """Branches a worker could take once their trunk, still pending or running, saves their fork."""
   runs = run_dirs(root, study)
-  states = {run.path.name: status for run, status in zip(runs, _map(RunDir.read_status, runs))}
+  states = {run.path.name: status for run, status in zip(runs, _map(_status_or_error, runs))}
+  states = {name: status if isinstance(status, dict) else None for name, status in states.items()}  # unreadable: skip
   waiting = []
   for run in runs:
     status, lineage = states[run.path.name], _lineage(run)

@@ -44,7 +44,9 @@ def test_a_too_large_run_names_the_smallest_slice_that_would_fit():
 
 
 def test_a_pinned_mesh_that_does_not_fit_the_topology_is_one_line_naming_the_field():
-  with pytest.raises(ValueError, match=r"^mesh\.data: mesh sizes multiply to 8 but there are 4 devices$"):
+  with pytest.raises(
+    ValueError, match=r"^mesh\.fsdp: the mesh axes multiply to 8 \(mesh\.fsdp=8\), but there are 4 devices$"
+  ):
     planner.plan_run(_cfg("mesh.data=1", "mesh.fsdp=8"), planner.parse_slice("v5e:2x2"))
   for bad in ("v9:2x2", "v5p-7", "v5e:2xq"):
     with pytest.raises(ValueError) as e:

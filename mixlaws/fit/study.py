@@ -58,7 +58,9 @@ def read_csv(path: str, mapping: Mapping[str, str], law: laws.Law | None = None)
     raise ValueError(f"{path}: no column(s) {', '.join(missing)} (it has {', '.join(map(str, frame.columns))})")
   frame = frame.rename(columns={v: k for k, v in mapping.items()})
   if law is not None:
-    for column in (*law.columns, law.target):
+    # Raw accuracy (mapped as acc=COLUMN) becomes the target later (accuracy_points, which checks it itself).
+    from_accuracy = law.target == "neg_log_accuracy" and law.target not in frame.columns and "accuracy" in frame.columns
+    for column in (*law.columns, *(() if from_accuracy else (law.target,))):
       positive = column in law.columns or law.residual == "log"
       frame[column] = _numeric_column(path, frame, column, mapping.get(column, column), positive)
   return frame

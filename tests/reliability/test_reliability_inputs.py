@@ -27,7 +27,8 @@ def _invoke(*args):
       "error: mesh.expert: mesh.expert=4 does not divide 3, the expert dimension of stacks/0/units/blocks/0/ffn/"
       "experts/down (set by moe.expansion_rate × moe.granularity)",
     ),
-    (["mesh.tensor=2"], "error: mesh.tensor: mesh.tensor=2 does not divide 259, the vocab dimension of embed "),
+    # The vocabulary is padded to 128 × the tensor axis, so the one head is what tensor=2 cannot split.
+    (["mesh.tensor=2"], "error: mesh.tensor: mesh.tensor=2 does not divide 1, the heads dimension of "),
     (["mesh.fsdp=3"], "error: mesh.fsdp: mesh.fsdp=3 does not divide the 8 devices (mesh.data=-1 takes the rest)"),
     (["mesh.data=2", "mesh.expert=2"], "error: mesh.expert: the mesh axes multiply to 4 (mesh.data=2 × mesh.expert=2)"),
   ],
