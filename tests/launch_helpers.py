@@ -2,7 +2,7 @@
 
 import json
 
-from mixlaws import config, registry, rundir
+from mixlaws import config, data, registry, rundir
 
 
 def tiny_base(data_dir, *overrides):
@@ -12,6 +12,14 @@ def tiny_base(data_dir, *overrides):
           "train.eval_tokens=128", "checkpoint.every_steps=0", "data.max_documents=8",
           f"data.data_dir={data_dir}"]  # fmt: skip
   return config.apply_overrides(config.base_config(), base + list(overrides))
+
+
+def prepared_data_dir(tmp_path_factory) -> str:
+  """A data dir prepared once per session, before any worker starts, so workers never race to prepare it."""
+  path = str(tmp_path_factory.mktemp("data"))
+  cfg = config.resolve(tiny_base(path))
+  data.prepare(cfg.data, data.tokenizer(cfg.data))
+  return path
 
 
 def tiny_study(data_dir, name, sweep):

@@ -9,19 +9,16 @@ import shutil
 import types
 
 import pytest
-from launch_helpers import tiny_base
+from launch_helpers import prepared_data_dir, tiny_base
 
-from mixlaws import config, data, registry, rundir, sweep, train
+from mixlaws import registry, rundir, sweep, train
 
 STUDY = "rel"
 
 
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory):
-  path = str(tmp_path_factory.mktemp("data"))
-  cfg = config.resolve(tiny_base(path))
-  data.prepare(cfg.data, data.tokenizer(cfg.data))
-  return path
+  return prepared_data_dir(tmp_path_factory)
 
 
 def _study(data_dir):
