@@ -1109,7 +1109,7 @@ def _optimum(law_name, fit_path, published, coefficient_set, budget, n_params, t
     elif law_name == "steplaw":
       if n_params is None or tokens is None:
         raise ValueError("--params and --tokens: the steplaw law needs both (N non-embedding, D tokens)")
-      result = steplaw.load(fit_path) if fit_path else steplaw.PUBLISHED[coefficient_set or "li2025"]
+      result = fit_study.load_steplaw_fit(fit_path) if fit_path else steplaw.PUBLISHED[coefficient_set or "li2025"]
       out = steplaw.predict(result, n_params, tokens)
     else:
       law = laws.get(law_name)

@@ -16,7 +16,6 @@ family (dense E = 1 beside each MoE E), the same optima compare dense and MoE si
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -271,20 +270,3 @@ def families(
     parts.append(table.assign(**{family: name}))
   out = pd.concat(parts, ignore_index=True)
   return out[[family, *[c for c in out.columns if c != family]]]
-
-
-def load(path: str) -> StepLawFit:
-  """The Step Law fit in a fit.json written by `mixlaws fit --law steplaw`."""
-  try:
-    with open(path) as f:
-      data = json.load(f)
-  except (OSError, json.JSONDecodeError) as e:
-    raise ValueError(f"{path}: cannot read a fit ({e})") from e
-  fit_data = data.get("fit", data) if isinstance(data, dict) else None
-  if not isinstance(fit_data, dict) or fit_data.get("law") != "steplaw":
-    law = fit_data.get("law") if isinstance(fit_data, dict) else None
-    raise ValueError(f"--fit: {path} holds a {law or 'non-fit'} fit, not steplaw")
-  try:
-    return StepLawFit.from_dict(fit_data)
-  except (TypeError, ValueError) as e:
-    raise ValueError(f"{path}: {e}") from e

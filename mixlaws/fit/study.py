@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mixlaws.fit import fitter, isoflop, laws, optimal, points
+from mixlaws.fit import fitter, isoflop, laws, optimal, points, steplaw
 
 # Short names accepted on the command line for the fitting columns.
 ALIASES = {
@@ -171,15 +171,32 @@ def fit_report(
   return report
 
 
-def load_fit(path: str) -> fitter.Fit:
-  """The fit in a fit.json written by `mixlaws fit`."""
+def _fit_record(path: str) -> dict[str, Any] | None:
+  """The fit record of a fit.json written by `mixlaws fit` (its "fit" key, or the whole file); None if not a dict."""
   try:
     with open(path) as f:
       data = json.load(f)
   except (OSError, json.JSONDecodeError) as e:
     raise ValueError(f"{path}: cannot read a fit ({e})") from e
   fit = data.get("fit", data) if isinstance(data, dict) else None
-  if not isinstance(fit, dict) or "params" not in fit or "law" not in fit:
+  return fit if isinstance(fit, dict) else None
+
+
+def load_steplaw_fit(path: str) -> steplaw.StepLawFit:
+  """The Step Law fit in a fit.json written by `mixlaws fit --law steplaw`."""
+  fit = _fit_record(path)
+  if fit is None or fit.get("law") != "steplaw":
+    raise ValueError(f"--fit: {path} holds a {(fit or {}).get('law') or 'non-fit'} fit, not steplaw")
+  try:
+    return steplaw.StepLawFit.from_dict(fit)
+  except (TypeError, ValueError) as e:
+    raise ValueError(f"{path}: {e}") from e
+
+
+def load_fit(path: str) -> fitter.Fit:
+  """The fit in a fit.json written by `mixlaws fit`."""
+  fit = _fit_record(path)
+  if fit is None or "params" not in fit or "law" not in fit:
     raise ValueError(f"{path}: not a fit.json (no law and params)")
   try:
     return fitter.Fit.from_dict(fit)
@@ -374,8 +391,6 @@ def steplaw_from_store(st, study: str, convention: str, loss: str = "final_eval"
 def steplaw_report(frame: pd.DataFrame, *, bootstrap: int = 0, seed: int = 0) -> dict[str, Any]:
   """The Step Law per family ("all" without an experts column, else E=1, E=8, …) and, where the points
   hold several families, their per-group optima side by side with intervals (`steplaw.families`)."""
-  from mixlaws.fit import steplaw
-
   several = "experts" in frame and frame["experts"].nunique() > 1
   parts = frame.groupby("experts") if several else [("all", frame)]
   fits = {}
